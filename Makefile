@@ -1,0 +1,25 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both create .venv/ on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export YOLO_OFFLINE := 1
+export YOLO_VERBOSE := False
+
+.PHONY: demo test install clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m mot_kd.demo --out runs/demo
+
+clean:
+	rm -rf runs .pytest_cache

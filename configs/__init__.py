@@ -1,0 +1,1 @@
+"""Shipped YAML configs (models, kd, tracker, data, train), installed as package data."""
