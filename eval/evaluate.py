@@ -1,0 +1,72 @@
+"""Library entry point: evaluate per-sequence arrays and get per-sequence + COMBINED metric dicts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.metrics import clear, hota, identity
+from eval.protocol import SequenceData, prepare
+
+METRICS = {"HOTA": hota, "CLEAR": clear, "Identity": identity}
+#: Public key -> (TrackEval metric, field). Ratios are fractions in [0, 1]; array fields are alpha means.
+PUBLIC_KEYS = {
+    "HOTA": ("HOTA", "HOTA"), "DetA": ("HOTA", "DetA"), "AssA": ("HOTA", "AssA"), "LocA": ("HOTA", "LocA"),
+    "DetRe": ("HOTA", "DetRe"), "DetPr": ("HOTA", "DetPr"), "AssRe": ("HOTA", "AssRe"),
+    "AssPr": ("HOTA", "AssPr"), "HOTA(0)": ("HOTA", "HOTA(0)"), "LocA(0)": ("HOTA", "LocA(0)"),
+    "MOTA": ("CLEAR", "MOTA"), "MOTP": ("CLEAR", "MOTP"), "MODA": ("CLEAR", "MODA"),
+    "IDF1": ("Identity", "IDF1"), "IDP": ("Identity", "IDP"), "IDR": ("Identity", "IDR"),
+    "recall": ("CLEAR", "CLR_Re"), "precision": ("CLEAR", "CLR_Pr"),
+    "MT": ("CLEAR", "MT"), "PT": ("CLEAR", "PT"), "ML": ("CLEAR", "ML"),
+    "TP": ("CLEAR", "CLR_TP"), "FP": ("CLEAR", "CLR_FP"), "FN": ("CLEAR", "CLR_FN"),
+    "IDSW": ("CLEAR", "IDSW"), "Frag": ("CLEAR", "Frag"),
+    "IDTP": ("Identity", "IDTP"), "IDFP": ("Identity", "IDFP"), "IDFN": ("Identity", "IDFN"),
+}
+COUNT_KEYS = ("MT", "PT", "ML", "TP", "FP", "FN", "IDSW", "Frag", "IDTP", "IDFP", "IDFN", "GT_IDs", "IDs",
+              "GT_Dets", "Dets")
+
+
+def public_metrics(raw: dict, counts: dict) -> dict:
+    """Flatten TrackEval-named results into the public keys (ints for counts, floats for ratios)."""
+    out = {}
+    for key, (metric, name) in PUBLIC_KEYS.items():
+        value = raw[metric][name]
+        out[key] = int(value) if key in COUNT_KEYS else float(np.mean(value))
+    out.update({key: int(value) for key, value in counts.items()})
+    return out
+
+
+@dataclass
+class EvalResult:
+    """``sequences``/``combined``: public metric dicts; ``raw``: TrackEval-named fields (HOTA per alpha)."""
+
+    benchmark: str
+    sequences: dict[str, dict] = field(default_factory=dict)
+    combined: dict = field(default_factory=dict)
+    raw: dict[str, dict] = field(default_factory=dict)  # seq name or "COMBINED" -> metric -> fields
+
+
+def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", preprocess: bool = True,
+             progress: bool = False) -> EvalResult:
+    """Evaluate sequences like TrackEval's MotChallenge2DBox + HOTA/CLEAR/Identity; raises InputError."""
+    sequences = list(sequences)
+    names = [s.name for s in sequences]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate sequence names in {names}")
+    result = EvalResult(benchmark)
+    all_counts = []
+    for seq in tqdm(sequences, desc="evaluate", unit="seq", disable=not progress, leave=False):
+        prepared = prepare(seq, benchmark, preprocess)
+        raw = {name: module.count(prepared) for name, module in METRICS.items()}
+        counts = {"GT_IDs": prepared.num_gt_ids, "IDs": prepared.num_trk_ids,
+                  "GT_Dets": prepared.num_gt_dets, "Dets": prepared.num_trk_dets}
+        result.raw[seq.name] = raw
+        result.sequences[seq.name] = public_metrics(raw, counts)
+        all_counts.append(counts)
+    if sequences:
+        raw = {name: module.combine([result.raw[n][name] for n in names]) for name, module in METRICS.items()}
+        result.raw["COMBINED"] = raw
+        result.combined = public_metrics(raw, {k: sum(c[k] for c in all_counts) for k in all_counts[0]})
+    return result

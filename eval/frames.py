@@ -1,0 +1,125 @@
+"""Per-frame gt x tracker box pairs and per-frame optimal matching, vectorised over a whole sequence.
+
+Every TrackEval step works frame by frame on a dense gt x tracker IoU matrix. Almost all of that matrix is
+zero, so we keep only the pairs that overlap ("edges"), computed for all frames at once with TrackEval's exact
+IoU arithmetic. Matching then needs the Hungarian algorithm only in frames where candidate edges compete
+for a box ("conflict" frames): when no two candidates share a gt or tracker box, the optimum is simply all
+candidates, so those frames are resolved without any solver call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+EPS = np.finfo("float").eps
+_MAX_PAIRS_PER_CHUNK = 2_000_000  # bounds the temporary memory of the dense pair enumeration
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Overlapping gt/tracker box pairs, sorted by frame, then gt row, then tracker row (row-major)."""
+
+    frame: np.ndarray  # (E,) int: frame index (0-based timestep)
+    gt: np.ndarray  # (E,) int: row into the sequence's gt arrays
+    trk: np.ndarray  # (E,) int: row into the sequence's tracker arrays
+    iou: np.ndarray  # (E,) float64, > 0
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def select(self, mask: np.ndarray) -> "Edges":
+        return Edges(self.frame[mask], self.gt[mask], self.trk[mask], self.iou[mask])
+
+
+def frame_offsets(frame: np.ndarray, num_frames: int) -> np.ndarray:
+    """Start offset of each frame in an array sorted by frame (length num_frames + 1)."""
+    return np.searchsorted(frame, np.arange(num_frames + 1))
+
+
+def box_iou_pairs(gt_tlwh: np.ndarray, trk_tlwh: np.ndarray) -> np.ndarray:
+    """IoU of paired boxes (row i with row i), bit-identical to TrackEval's ``_calculate_box_ious`` (xywh)."""
+    g0x, g0y = gt_tlwh[:, 0], gt_tlwh[:, 1]
+    g1x, g1y = g0x + gt_tlwh[:, 2], g0y + gt_tlwh[:, 3]
+    t0x, t0y = trk_tlwh[:, 0], trk_tlwh[:, 1]
+    t1x, t1y = t0x + trk_tlwh[:, 2], t0y + trk_tlwh[:, 3]
+    inter = (np.maximum(np.minimum(g1x, t1x) - np.maximum(g0x, t0x), 0)
+             * np.maximum(np.minimum(g1y, t1y) - np.maximum(g0y, t0y), 0))
+    area_g = (g1x - g0x) * (g1y - g0y)
+    area_t = (t1x - t0x) * (t1y - t0y)
+    union = area_g + area_t - inter
+    inter[(area_g <= 0 + EPS) | (area_t <= 0 + EPS) | (union <= 0 + EPS)] = 0
+    union[union <= 0 + EPS] = 1
+    return inter / union
+
+
+def overlap_edges(gt_frame: np.ndarray, gt_tlwh: np.ndarray, trk_frame: np.ndarray, trk_tlwh: np.ndarray,
+                  num_frames: int) -> Edges:
+    """All same-frame gt/tracker pairs with IoU > 0. Inputs are sorted by frame (0-based)."""
+    g_off, t_off = frame_offsets(gt_frame, num_frames), frame_offsets(trk_frame, num_frames)
+    g_cnt, t_cnt = np.diff(g_off), np.diff(t_off)
+    pairs = g_cnt * t_cnt
+    bounds = np.cumsum(pairs)
+    parts, start = [], 0
+    gx0, gx1 = gt_tlwh[:, 0], gt_tlwh[:, 0] + gt_tlwh[:, 2]
+    tx0, tx1 = trk_tlwh[:, 0], trk_tlwh[:, 0] + trk_tlwh[:, 2]
+    while start < num_frames:
+        stop = max(int(np.searchsorted(bounds, bounds[start] - pairs[start] + _MAX_PAIRS_PER_CHUNK, "right")),
+                   start + 1)
+        frames = np.arange(start, min(stop, num_frames))
+        n = pairs[frames]
+        total = int(n.sum())
+        if total:
+            frame = np.repeat(frames, n)
+            q = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
+            per_row = t_cnt[frame]
+            gi = g_off[frame] + q // per_row
+            ti = t_off[frame] + q % per_row
+            keep = np.minimum(gx1[gi], tx1[ti]) - np.maximum(gx0[gi], tx0[ti]) > 0  # cheap x-overlap prefilter
+            frame, gi, ti = frame[keep], gi[keep], ti[keep]
+            iou = box_iou_pairs(gt_tlwh[gi], trk_tlwh[ti])
+            pos = iou > 0
+            parts.append((frame[pos], gi[pos], ti[pos], iou[pos]))
+        start = stop
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return Edges(empty, empty, empty, np.zeros(0))
+    return Edges(*(np.concatenate(column) for column in zip(*parts)))
+
+
+def conflict_frames(edges: Edges, num_gt: int, num_trk: int) -> np.ndarray:
+    """Sorted frames in which two edges share a gt or a tracker row."""
+    if not len(edges):
+        return np.zeros(0, np.int64)
+    shared = (np.bincount(edges.gt, minlength=num_gt)[edges.gt] > 1) | \
+             (np.bincount(edges.trk, minlength=num_trk)[edges.trk] > 1)
+    return np.unique(edges.frame[shared])
+
+
+def solve_frame(gt: np.ndarray, trk: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Hungarian step on one frame's candidate edges (maximising score); mask of edges kept (score > eps).
+
+    Rows/columns without any candidate are left out: they can only take zero-score pairs, which TrackEval
+    discards as "not actually matched".
+    """
+    rows, r = np.unique(gt, return_inverse=True)
+    cols, c = np.unique(trk, return_inverse=True)
+    mat = np.zeros((len(rows), len(cols)))
+    mat[r, c] = score
+    mr, mc = linear_sum_assignment(-mat)
+    chosen = np.zeros_like(mat, dtype=bool)
+    chosen[mr, mc] = mat[mr, mc] > 0 + EPS
+    return chosen[r, c]
+
+
+def match_edges(edges: Edges, score: np.ndarray, num_gt: int, num_trk: int, num_frames: int) -> np.ndarray:
+    """Per-frame maximum-score assignment over the given candidate edges; returns the mask of matched edges."""
+    matched = np.ones(len(edges), bool)
+    conflicts = conflict_frames(edges, num_gt, num_trk)
+    if len(conflicts):
+        off = frame_offsets(edges.frame, num_frames)
+        for f in conflicts:
+            lo, hi = off[f], off[f + 1]
+            matched[lo:hi] = solve_frame(edges.gt[lo:hi], edges.trk[lo:hi], score[lo:hi])
+    return matched
