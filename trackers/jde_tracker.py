@@ -1,0 +1,122 @@
+"""The online association state machine: JDE/FairMOT appearance + motion matching, then ByteTrack's low-score pass.
+
+Per frame: (1) high detections vs tracked + lost tracks by fused appearance/motion cost (IoU in IoU-only
+mode); (2) leftover high detections vs leftover tracked tracks by IoU; (3) low detections vs still-unmatched
+tracked tracks by IoU; unconfirmed tracks by IoU or removed; new tracks from leftover high detections;
+expired lost tracks and tracked/lost duplicates removed. Thresholds: ``configs/tracker/default.yaml``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mot_kd.errors import InputError
+from trackers.config import load_tracker_config
+from trackers.detections import Detections
+from trackers.kalman import KalmanFilter
+from trackers.matching import embedding_distance, fuse_motion, iou_distance, linear_assignment
+from trackers.track import Track, TrackState, new_tracks, predict_tracks, stack_states, tracks_xyxy, update_tracks
+
+TRACKED, LOST, NEW, REMOVED = TrackState.TRACKED, TrackState.LOST, TrackState.NEW, TrackState.REMOVED
+
+
+class JDETracker:
+    """``update(boxes, scores, embeddings)`` once per frame -> the tracks to report for that frame."""
+
+    def __init__(self, cfg: str | Path | dict | None = None, frame_rate: float = 30):
+        if not frame_rate > 0:
+            raise InputError(f"frame_rate: must be positive, got {frame_rate}")
+        self.cfg = load_tracker_config(cfg)
+        self.max_time_lost = int(frame_rate / 30.0 * self.cfg["track_buffer"])
+        self.kf = KalmanFilter()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks and the embedding mode; ids start again at 1 (call between sequences)."""
+        self.tracks: list[Track] = []
+        self.frame_id = 0
+        self.next_id = 1
+        self.embedding_dim: int | None = None  # fixed by the first frame with detections
+        self.appearance: bool | None = None
+
+    def update(self, boxes, scores, embeddings=None) -> list[Track]:
+        dets = self._validate(boxes, scores, embeddings)
+        cfg, self.frame_id = self.cfg, self.frame_id + 1
+        predict_tracks(self.tracks, self.kf)
+        pool = [t for t in self.tracks if t.state in (TRACKED, LOST)]
+        unconfirmed = [t for t in self.tracks if t.state == NEW]
+        high = dets.select(np.flatnonzero(dets.scores >= cfg["det_thresh"]))
+        low = dets.select(np.flatnonzero((dets.scores >= cfg["low_thresh"]) & (dets.scores < cfg["det_thresh"])))
+
+        if self.appearance:  # stage 1: appearance + motion; stage 2: IoU on what is left
+            left, high = self._match(pool, high, self._appearance_cost(pool, high), cfg["appearance_match_thresh"])
+            tracked = [t for t in left if t.state == TRACKED]
+            tracked, high = self._match(tracked, high, self._iou(tracked, high), cfg["iou_match_thresh"])
+        else:  # stage 1 by IoU only
+            left, high = self._match(pool, high, self._iou(pool, high), cfg["iou_only_match_thresh"])
+            tracked = [t for t in left if t.state == TRACKED]
+        tracked, _ = self._match(tracked, low, self._iou(tracked, low), cfg["low_match_thresh"])  # stage 3
+        for track in tracked:
+            track.state = LOST
+        unconfirmed, high = self._match(unconfirmed, high, self._iou(unconfirmed, high),
+                                        cfg["unconfirmed_match_thresh"])
+        for track in unconfirmed:
+            track.state = REMOVED
+        high = high.select(np.flatnonzero(high.scores >= cfg["new_track_thresh"]))
+        self.tracks += new_tracks(high, self.kf, self.next_id, self.frame_id)
+        self.next_id += len(high)
+
+        for track in self.tracks:
+            if track.state == LOST and self.frame_id - track.frame_id > self.max_time_lost:
+                track.state = REMOVED
+        self._remove_duplicates()
+        self.tracks = [t for t in self.tracks if t.state != REMOVED]
+        return self._reportable([t for t in self.tracks if t.state == TRACKED])
+
+    def _validate(self, boxes, scores, embeddings) -> Detections:
+        """Check inputs; fix the mode on the first non-empty frame and hold every later frame to it."""
+        dets = Detections.validate(boxes, scores, embeddings, self.embedding_dim)
+        if not self.cfg["use_embeddings"] or len(dets) == 0:
+            return Detections(dets.xyxy, dets.scores, None)
+        has = dets.embeddings is not None
+        if self.appearance is None:
+            self.appearance, self.embedding_dim = has, dets.embeddings.shape[1] if has else None
+        elif has != self.appearance:
+            started = f"{self.embedding_dim}-d embeddings" if self.appearance else "embeddings=None (IoU-only)"
+            raise InputError(f"embeddings: {'given' if has else 'None'} but this tracker was started with "
+                             f"{started}; call reset() between sequences")
+        return dets
+
+    def _appearance_cost(self, tracks: list[Track], dets: Detections) -> np.ndarray:
+        if not tracks or not len(dets):
+            return np.zeros((len(tracks), len(dets)))
+        cost = embedding_distance(np.array([t.feature for t in tracks]), dets.embeddings)
+        gating = self.kf.gating_distance(*stack_states(tracks), dets.xyah)
+        return fuse_motion(cost, gating, self.cfg["motion_gate"], self.cfg["appearance_weight"])
+
+    @staticmethod
+    def _iou(tracks: list[Track], dets: Detections) -> np.ndarray:
+        return iou_distance(tracks_xyxy(tracks), dets.xyxy)
+
+    def _match(self, tracks: list[Track], dets: Detections, cost: np.ndarray, thresh: float):
+        """Assign, update matched tracks with their detections; return (unmatched tracks, unmatched dets)."""
+        matches, free_tracks, free_dets = linear_assignment(cost, thresh)
+        update_tracks([tracks[i] for i in matches[:, 0]], dets.select(matches[:, 1]), self.kf, self.frame_id,
+                      self.cfg["feature_ema"])
+        return [tracks[i] for i in free_tracks], dets.select(free_dets)
+
+    def _remove_duplicates(self) -> None:
+        """A tracked and a lost track on the same spot: keep the one followed longer (ByteTrack)."""
+        tracked = [t for t in self.tracks if t.state == TRACKED]
+        lost = [t for t in self.tracks if t.state == LOST]
+        close = iou_distance(tracks_xyxy(tracked), tracks_xyxy(lost)) < self.cfg["duplicate_thresh"]
+        for p, q in zip(*np.nonzero(close)):
+            shorter = lost[q] if tracked[p].duration > lost[q].duration else tracked[p]
+            shorter.state = REMOVED
+
+    def _reportable(self, tracks: list[Track]) -> list[Track]:
+        """Output filters: minimum area and maximum w/h (CSTrack 0.6, FairMOT/ByteTrack 1.6)."""
+        wh = np.diff(tracks_xyxy(tracks).reshape(-1, 2, 2), axis=1)[:, 0]
+        keep = (wh.prod(1) > self.cfg["min_box_area"]) & (wh[:, 0] <= self.cfg["max_aspect_ratio"] * wh[:, 1])
+        return [t for t, k in zip(tracks, keep) if k]
