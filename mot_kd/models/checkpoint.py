@@ -1,0 +1,81 @@
+"""Portable model checkpoints: plain dicts of tensors and builtins, rebuilt from their own ``arch``.
+
+Why: CSTrack/YOLOv5 checkpoints pickle the model object, so they break when code moves and can run code on
+load. Ours hold ``{"format", "arch", "state_dict", "num_ids", "names", "meta"}``, load with
+``torch.load(weights_only=True)`` and rebuild the network from ``arch`` alone. Only the given model is saved:
+a distilled student's checkpoint never contains its teacher (nor the training-only identity classifier).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from mot_kd.errors import InputError
+from mot_kd.models.jde_model import JDEModel
+from mot_kd.utils.io import atomic_path
+
+FORMAT = "mot-kd/jde-model/1"
+_BUILTINS = (str, int, float, bool, type(None))
+
+
+def save_checkpoint(model: JDEModel, path: str | os.PathLike, num_ids: int = 0, meta: dict | None = None) -> Path:
+    """Write ``model`` atomically to ``path``; ``meta`` (builtins/tensors only) records training facts."""
+    if not isinstance(model, JDEModel):
+        raise InputError(f"{path}: save_checkpoint needs a JDEModel, got {type(model).__name__}")
+    ckpt = {"format": FORMAT, "arch": model.arch, "num_ids": int(num_ids), "names": list(model.names),
+            "meta": dict(meta or {}),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    _check_plain(ckpt, "checkpoint")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The validated checkpoint dict (tensors on CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such model checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged or foreign files
+        raise InputError(f"{path}: not a readable model checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise InputError(f"{path}: not a mot-kd model checkpoint (format {found!r}, expected {FORMAT!r})")
+    missing = {"arch", "state_dict", "num_ids", "names", "meta"} - set(ckpt)
+    if missing:
+        raise InputError(f"{path}: model checkpoint lacks {', '.join(sorted(missing))}")
+    return ckpt
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> JDEModel:
+    """Rebuild the model from ``arch`` and load its weights (eval mode); ``model.num_ids``/``model.meta`` are set."""
+    ckpt = read_checkpoint(path)
+    try:
+        model = JDEModel(ckpt["arch"])
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    result = model.load_state_dict(ckpt["state_dict"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise InputError(f"{path}: weights do not match the architecture (missing {result.missing_keys[:3]}, "
+                         f"unexpected {result.unexpected_keys[:3]})")
+    model.num_ids, model.meta = ckpt["num_ids"], ckpt["meta"]
+    return model.to(device).eval()
+
+
+def _check_plain(obj, where: str) -> None:
+    """Refuse anything ``weights_only`` loading would reject, naming where it sits."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, _BUILTINS):
+                raise InputError(f"{where}: key {k!r} is a {type(k).__name__}, not a builtin")
+            _check_plain(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, (*_BUILTINS, torch.Tensor)):
+        raise InputError(f"{where}: {type(obj).__name__} cannot go in a portable checkpoint (tensors and builtins only)")
