@@ -4,10 +4,15 @@ A generated crowd of ``--targets`` pedestrians walks across a 1920x1080 frame; e
 ``--detections`` of them are detected (with jitter, low-score and false-positive boxes), so roughly
 ``--targets`` tracks are alive (tracked + lost). Timed: ``JDETracker.update`` only (Kalman, costs,
 assignment, bookkeeping), after a warm-up that fills the track pool. Target: <= 1 ms/frame.
+
+numpy's OpenBLAS runs the (tracks x D) @ (D x detections) appearance product on several threads; on a
+loaded machine (or beside torch's own threads) that costs far more than it saves at these sizes. Run with
+``OPENBLAS_NUM_THREADS=1`` (set before Python starts) to measure the tracker rather than the contention.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -59,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detections", type=int, default=50, help="detections per frame")
     parser.add_argument("--frames", type=int, default=300, help="timed frames per setting")
     args = parser.parse_args(argv)
-    print(f"association ms/frame, {args.detections} detections/frame, {args.targets} targets, {args.frames} frames")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"association ms/frame, {args.detections} detections/frame, {args.targets} targets, {args.frames} frames"
+          f" (OPENBLAS_NUM_THREADS={blas})")
     for dim in (128, 512, None):
         median, mean, live = bench(dim, args.targets, args.detections, args.frames)
         mode = f"{dim}-d embeddings" if dim else "IoU-only"

@@ -99,7 +99,8 @@ class JDETracker:
     def _iou(tracks: list[Track], dets: Detections) -> np.ndarray:
         return iou_distance(tracks_xyxy(tracks), dets.xyxy)
 
-    def _match(self, tracks: list[Track], dets: Detections, cost: np.ndarray, thresh: float):
+    def _match(self, tracks: list[Track], dets: Detections, cost: np.ndarray,
+               thresh: float) -> tuple[list[Track], Detections]:
         """Assign, update matched tracks with their detections; return (unmatched tracks, unmatched dets)."""
         matches, free_tracks, free_dets = linear_assignment(cost, thresh)
         update_tracks([tracks[i] for i in matches[:, 0]], dets.select(matches[:, 1]), self.kf, self.frame_id,

@@ -80,5 +80,6 @@ def run_sequence(detect: Detector, source: str | Path, out_path: str | Path, tra
         "video": str(save_video) if save_video else None,
     }
     logger.info(f"{src.name}: {frames} frames, {summary['rows']} rows, {summary['tracks']} tracks, "
-                f"{1e3 * associate_s / max(frames, 1):.2f} ms/frame association, {summary['fps']:.1f} FPS -> {out_path}")
+                f"{1e3 * associate_s / max(frames, 1):.2f} ms/frame association, {summary['fps']:.1f} FPS "
+                f"-> {out_path}")
     return summary

@@ -71,7 +71,8 @@ class TrackRenderer:
     def __enter__(self) -> "TrackRenderer":
         if self.is_video:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(self._stack.enter_context(tempfile.TemporaryDirectory(dir=self.path.parent))) / self.path.name
+            tmp_dir = self._stack.enter_context(tempfile.TemporaryDirectory(dir=self.path.parent))
+            self._tmp = Path(tmp_dir) / self.path.name
         else:
             self._tmp = self._stack.enter_context(atomic_dir(self.path))
         return self
