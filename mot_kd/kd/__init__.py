@@ -1,0 +1,4 @@
+"""Knowledge distillation for one-shot trackers: :class:`KDHooks` and the three MOT distillation losses."""
+from mot_kd.kd.hooks import KDHooks
+
+__all__ = ["KDHooks"]

@@ -1,0 +1,203 @@
+"""KDHooks: drop-in distillation for any one-shot tracker training loop, addressed by module names.
+
+Recorders (which tensors), connectors (adapters to the teacher's channels) and losses (the three MOT
+losses) are separate pieces wired by config, as in mmrazor's distiller; the models are never wrapped or
+subclassed, so ``kd.remove()`` leaves them exactly as they were.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mot_kd.errors import InputError
+from mot_kd.kd.adapters import LazyConnectors
+from mot_kd.kd.losses.erc import erc_loss
+from mot_kd.kd.losses.key_feature import key_feature_loss
+from mot_kd.kd.losses.pred_diff import pred_diff_loss
+from mot_kd.kd.masks import check_targets
+from mot_kd.kd.recorder import TapRecorder
+from mot_kd.kd.settings import LOSS_NAMES, SCHEDULE_KEYS, TAP_GROUPS, load_kd_config, schedule_factor
+
+
+def _stride(image_size: tuple[int, int], feature: torch.Tensor, tap: str) -> float:
+    (h, w), (fh, fw) = image_size, feature.shape[2:]
+    if h % fh or w % fw or h // fh != w // fw:
+        raise InputError(f"tap '{tap}': feature size {fh}x{fw} is not the input size {h}x{w} divided by one stride")
+    return float(h // fh)
+
+
+class KDHooks(nn.Module):
+    """Distil ``teacher`` into ``student`` from their named taps.
+
+    ``kd = KDHooks(teacher, student, cfg)`` freezes the teacher and hooks both models; after each training
+    forward of the student, ``kd(images, targets, epoch=None) -> (loss, parts)`` runs the teacher (eval,
+    no_grad, on the images' device) and returns the weighted KD loss (fp32) and its detached parts. Only the
+    adapters are parameters of this module. A dry run at construction (``sample_input`` or a zero image of
+    ``build_input_size``) creates the adapters and checks the taps' shapes, so ``kd.parameters()`` can go to
+    the optimizer right away.
+    """
+
+    def __init__(self, teacher: nn.Module, student: nn.Module, cfg: str | Path | dict | None = None,
+                 sample_input: torch.Tensor | None = None):
+        super().__init__()
+        if not isinstance(teacher, nn.Module) or not isinstance(student, nn.Module):
+            raise InputError("KDHooks(teacher, student): both must be torch.nn.Module instances")
+        if teacher is student:
+            raise InputError("KDHooks(teacher, student): teacher and student are the same object")
+        student_params = {id(p) for p in student.parameters()}
+        if any(id(p) in student_params for p in teacher.parameters()):
+            raise InputError("KDHooks(teacher, student): the teacher shares parameters with the student")
+        self.cfg = load_kd_config(cfg)
+        self._models = (teacher, student)  # a tuple, so neither model becomes a submodule of KDHooks
+        self.active = [n for n in LOSS_NAMES if self.cfg["losses"][n]["enabled"]]
+        groups = sorted({g for n in self.active for g in TAP_GROUPS[n]})
+        self.student_taps = {g: self.cfg["taps"][g] for g in groups}
+        self.teacher_taps = {g: self.cfg["teacher_taps"][g] for g in groups}
+        self._teacher_state = ([(m, m.training) for m in teacher.modules()], {n: p.requires_grad for n, p in teacher.named_parameters()},
+                               next(teacher.parameters(), torch.empty(0)).device)
+        self.student_recorder = TapRecorder(student, [n for v in self.student_taps.values() for n in v],
+                                            "student", training_only=True)
+        try:
+            self.teacher_recorder = TapRecorder(teacher, [n for v in self.teacher_taps.values() for n in v],
+                                                "teacher", training_only=False)
+        except InputError:
+            self.student_recorder.remove()
+            raise
+        teacher.eval().requires_grad_(False)
+        self.connectors = LazyConnectors(self.cfg["adapter"])
+        size = self.cfg["build_input_size"]
+        if sample_input is not None or size is not None:
+            if sample_input is None:
+                device = next(student.parameters(), torch.empty(0)).device
+                sample_input = torch.zeros(1, 3, *size, device=device)
+            self.build(sample_input)
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._models[0]
+
+    @property
+    def student(self) -> nn.Module:
+        return self._models[1]
+
+    def parameters(self, recurse: bool = True):
+        """Adapter parameters (hand them to the optimizer)."""
+        self.connectors.handed_out = True
+        return super().parameters(recurse)
+
+    @torch.no_grad()
+    def build(self, sample_input: torch.Tensor) -> None:
+        """Dry-run both models on ``sample_input`` (student in eval mode, nothing updated) to create adapters."""
+        student = self.student
+        modes = [(m, m.training) for m in student.modules()]  # per module: frozen BN etc. stay as they were
+        student.eval()
+        self.student_recorder.forced = True
+        try:
+            student(sample_input)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"KDHooks dry run: student failed on a {tuple(sample_input.shape)} input ({exc}); "
+                             "pass sample_input= with a valid batch or set build_input_size") from exc
+        finally:
+            self.student_recorder.forced = False
+            for module, training in modes:
+                module.training = training
+        student_taps = self.student_recorder.take(self._flat(self.student_taps))
+        teacher_taps = self._run_teacher(sample_input)
+        self._check_shapes(student_taps, teacher_taps, sample_input.shape[0])
+        for s_name, t_name in zip(self.student_taps.get("neck", []), self.teacher_taps.get("neck", [])):
+            self.connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],
+                                   student_taps[s_name].device)
+
+    @staticmethod
+    def _flat(taps: dict[str, list[str]]) -> list[str]:
+        return list(dict.fromkeys(n for v in taps.values() for n in v))
+
+    def _run_teacher(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        teacher = self.teacher
+        if next(teacher.parameters(), images).device != images.device:
+            teacher.to(images.device)
+        teacher.eval()
+        self.teacher_recorder.armed = True
+        try:
+            with torch.no_grad():
+                teacher(images)
+        finally:
+            self.teacher_recorder.armed = False
+        return self.teacher_recorder.take(self._flat(self.teacher_taps))
+
+    def _check_shapes(self, student: dict, teacher: dict, batch: int) -> None:
+        for group, s_names in self.student_taps.items():
+            for s_name, t_name in zip(s_names, self.teacher_taps[group]):
+                s, t = student[s_name], teacher[t_name]
+                if s.dim() != 4 or t.dim() != 4:
+                    raise InputError(f"tap '{s_name}'/'{t_name}': expected (B, C, H, W) outputs, got student "
+                                     f"{tuple(s.shape)} and teacher {tuple(t.shape)}")
+                if s.shape[0] != batch:
+                    raise InputError(f"student tap '{s_name}': batch {s.shape[0]} but kd() got {batch} images; "
+                                     "call kd() with the images of the student's last training forward")
+                if s.shape[2:] != t.shape[2:]:
+                    raise InputError(f"tap '{s_name}' (student {tuple(s.shape[2:])}) and '{t_name}' (teacher "
+                                     f"{tuple(t.shape[2:])}): spatial sizes differ (different strides?); "
+                                     "teacher and student taps must share the grid")
+                if group in ("box", "cls") and s.shape[1] != t.shape[1]:
+                    raise InputError(f"tap '{s_name}': student has {s.shape[1]} channels, teacher '{t_name}' "
+                                     f"{t.shape[1]}; head outputs must match (same classes and reg_max)")
+                if group == "box" and s.shape[1] != 4 * self.cfg["reg_max"]:
+                    raise InputError(f"tap '{s_name}': {s.shape[1]} box channels, expected 4 * reg_max = "
+                                     f"{4 * self.cfg['reg_max']}; set reg_max in the KD config")
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor,
+                epoch: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """KD loss for the student's last training forward on ``images`` (targets (M, 7), see ARCHITECTURE)."""
+        if not isinstance(images, torch.Tensor) or images.dim() != 4:
+            raise InputError("kd(images, targets): images must be a (B, 3, H, W) tensor")
+        student = self.student_recorder.take(self._flat(self.student_taps))
+        targets = check_targets(targets, images.shape[0]).to(images.device)
+        factors = {n: schedule_factor(self.cfg["losses"][n], epoch) for n in self.active}
+        if not any(factors.values()):
+            return images.new_zeros((), dtype=torch.float32), {n: images.new_zeros(()) for n in self.active}
+        teacher = self._run_teacher(images)
+        self._check_shapes(student, teacher, images.shape[0])
+        parts = {}
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            for name in self.active:
+                if factors[name] == 0:
+                    parts[name] = images.new_zeros((), dtype=torch.float32)
+                    continue
+                s_taps = {g: [student[n].float() for n in self.student_taps[g]] for g in TAP_GROUPS[name]}
+                t_taps = {g: [teacher[n].float() for n in self.teacher_taps[g]] for g in TAP_GROUPS[name]}
+                parts[name] = factors[name] * self.cfg["losses"][name]["weight"] * self._loss(
+                    name, s_taps, t_taps, targets, images.shape[2:])
+        total = torch.stack(list(parts.values())).sum()
+        return total, {n: v.detach() for n, v in parts.items()}
+
+    def _loss(self, name: str, student: dict, teacher: dict, targets: torch.Tensor, image_size) -> torch.Tensor:
+        cfg = {k: v for k, v in self.cfg["losses"][name].items()
+               if k not in SCHEDULE_KEYS}
+        if name == "erc":
+            return erc_loss(teacher["embedding"][0], student["embedding"][0], targets, **cfg)
+        if name == "key_feature":
+            adapted = [self.connectors(s_name, s, t.shape[1])
+                       for s_name, s, t in zip(self.student_taps["neck"], student["neck"], teacher["neck"])]
+            return key_feature_loss(teacher["neck"], adapted, targets, **cfg)
+        strides = [_stride(tuple(image_size), x, n) for x, n in zip(student["cls"], self.student_taps["cls"])]
+        loss, _ = pred_diff_loss(teacher["box"], student["box"], teacher["cls"], student["cls"], strides,
+                                 reg_max=self.cfg["reg_max"], **cfg)
+        return loss
+
+    def remove(self) -> None:
+        """Remove all hooks and give the teacher back its training mode, requires_grad flags and device."""
+        self.student_recorder.remove()
+        self.teacher_recorder.remove()
+        modes, flags, device = self._teacher_state
+        teacher = self.teacher
+        for name, param in teacher.named_parameters():
+            param.requires_grad_(flags.get(name, param.requires_grad))
+        for module, training in modes:
+            module.training = training
+        if next(teacher.parameters(), torch.empty(0, device=device)).device != device:
+            teacher.to(device)

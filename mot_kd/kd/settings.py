@@ -1,0 +1,105 @@
+"""KD configuration: user config merged over ``configs/kd/default.yaml``, validated, plus loss schedules.
+
+Why the shipped default is the schema: one source of truth for every key and its default; a typo in a user
+config is an error naming the key and the closest valid one, never a silently ignored setting.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from mot_kd.config import load_yaml
+from mot_kd.errors import InputError
+
+LOSS_NAMES = ("erc", "key_feature", "pred_diff")
+TAP_GROUPS = {"erc": ("embedding",), "key_feature": ("neck",), "pred_diff": ("box", "cls")}
+SCHEDULE_KEYS = ("enabled", "weight", "start_epoch", "warmup_epochs", "stop_epoch")
+POSITIVE_KEYS = ("tau", "temperature", "box_temperature")
+
+
+def _merge(base: dict, update: dict, where: str) -> dict:
+    """Deep-merge ``update`` into a copy of ``base``; unknown keys raise InputError."""
+    merged = dict(base)
+    for key, value in update.items():
+        if key not in base:
+            close = difflib.get_close_matches(str(key), list(base), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; valid keys: {', '.join(base)}"
+            raise InputError(f"{where}: unknown key '{key}'{hint}")
+        if isinstance(base[key], dict) and base[key] and key != "teacher_taps":
+            if not isinstance(value, dict):
+                raise InputError(f"{where}.{key}: expected a mapping, got {type(value).__name__}")
+            merged[key] = _merge(base[key], value, f"{where}.{key}")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _names(value, where: str) -> list[str]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise InputError(f"{where}: expected a module name or a non-empty list of module names, got {value!r}")
+    return list(names)
+
+
+def _check_loss(name: str, cfg: dict, where: str) -> None:
+    if not isinstance(cfg["enabled"], bool):
+        raise InputError(f"{where}.enabled: expected true/false, got {cfg['enabled']!r}")
+    for key, value in cfg.items():
+        if key == "enabled" or (key == "stop_epoch" and value is None):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{where}.{key}: expected a number, got {value!r}")
+        if key in POSITIVE_KEYS and value <= 0:
+            raise InputError(f"{where}.{key}: must be > 0, got {value}")
+        if key not in POSITIVE_KEYS and value < 0:
+            raise InputError(f"{where}.{key}: must be >= 0, got {value}")
+    if cfg["stop_epoch"] is not None and cfg["stop_epoch"] <= cfg["start_epoch"]:
+        raise InputError(f"{where}.stop_epoch: must be > start_epoch ({cfg['start_epoch']}), got {cfg['stop_epoch']}")
+
+
+def load_kd_config(cfg: str | Path | dict | None) -> dict:
+    """Merged, validated KD config; ``cfg`` is None (defaults), a YAML path, a shipped name or a dict."""
+    where = "kd config" if cfg is None or isinstance(cfg, dict) else str(cfg)
+    merged = _merge(load_yaml("default", "kd"), load_yaml(cfg, "kd") if cfg is not None else {}, where)
+    merged["taps"] = {group: _names(v, f"{where}.taps.{group}") for group, v in merged["taps"].items()}
+    if not isinstance(merged["teacher_taps"], dict):
+        raise InputError(f"{where}.teacher_taps: expected a mapping of tap group to module names")
+    teacher = dict(merged["taps"])
+    for group, value in merged["teacher_taps"].items():
+        if group not in teacher:
+            raise InputError(f"{where}.teacher_taps: unknown tap group '{group}'; groups: {', '.join(teacher)}")
+        teacher[group] = _names(value, f"{where}.teacher_taps.{group}")
+    merged["teacher_taps"] = teacher
+    if merged["adapter"] not in ("auto", "always"):
+        raise InputError(f"{where}.adapter: expected 'auto' or 'always', got {merged['adapter']!r}")
+    if not isinstance(merged["reg_max"], int) or merged["reg_max"] < 1:
+        raise InputError(f"{where}.reg_max: expected a positive integer, got {merged['reg_max']!r}")
+    size = merged["build_input_size"]
+    if size is not None and (not isinstance(size, list) or len(size) != 2
+                             or not all(isinstance(v, int) and v > 0 for v in size)):
+        raise InputError(f"{where}.build_input_size: expected [H, W] positive integers or null, got {size!r}")
+    for name in LOSS_NAMES:
+        _check_loss(name, merged["losses"][name], f"{where}.losses.{name}")
+    for group in ("box", "cls"):
+        if len(merged["taps"][group]) != len(merged["teacher_taps"][group]):
+            raise InputError(f"{where}: taps.{group} and teacher_taps.{group} list different numbers of levels")
+    if len(merged["taps"]["box"]) != len(merged["taps"]["cls"]):
+        raise InputError(f"{where}: taps.box and taps.cls must list the same levels")
+    if len(merged["taps"]["embedding"]) != 1 or len(merged["teacher_taps"]["embedding"]) != 1:
+        raise InputError(f"{where}: taps.embedding must name exactly one module")
+    if len(merged["taps"]["neck"]) != len(merged["teacher_taps"]["neck"]):
+        raise InputError(f"{where}: taps.neck and teacher_taps.neck list different numbers of levels")
+    return merged
+
+
+def schedule_factor(cfg: dict, epoch: float | None) -> float:
+    """Weight multiplier of one loss at ``epoch`` (None = always full weight when enabled)."""
+    if not cfg["enabled"]:
+        return 0.0
+    if epoch is None:
+        return 1.0
+    if epoch < cfg["start_epoch"] or (cfg["stop_epoch"] is not None and epoch >= cfg["stop_epoch"]):
+        return 0.0
+    if cfg["warmup_epochs"] > 0:
+        return min(1.0, (epoch - cfg["start_epoch"]) / cfg["warmup_epochs"])
+    return 1.0
