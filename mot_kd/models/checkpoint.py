@@ -59,10 +59,11 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         model = JDEModel(ckpt["arch"])
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    result = model.load_state_dict(ckpt["state_dict"], strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise InputError(f"{path}: weights do not match the architecture (missing {result.missing_keys[:3]}, "
-                         f"unexpected {result.unexpected_keys[:3]})")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:  # missing/unexpected keys or shape mismatches, one per line
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        raise InputError(f"{path}: weights do not match the architecture ({detail[:300]})") from None
     model.num_ids, model.meta = ckpt["num_ids"], ckpt["meta"]
     return model.to(device).eval()
 
