@@ -104,7 +104,7 @@ class Crowd:
     def populate(self) -> None:
         """The people already in view at frame 1."""
         for _ in range(self.target):
-            z = float(self.rng.uniform(self.cam.z_near, self.cam.z_far))
+            z = self._depth(float(self.rng.random()))
             x = float(self.rng.uniform(-0.9, 0.9) * self.cam.half_width_m(z, margin=False))
             self.walkers.append(self._new_walker(x, z, float(self.rng.uniform(-math.pi, math.pi)), frame=1))
 
@@ -120,7 +120,7 @@ class Crowd:
             self._spawn(frame, 1 if side < 0.5 else -1, depth, angle, reuse)
 
     def _spawn(self, frame: int, side: int, depth: float, angle: float, reuse: float) -> None:
-        z = self.cam.z_near + depth * (0.95 * self.cam.z_far - self.cam.z_near)
+        z = self._depth(depth)
         x = side * (self.cam.half_width_m(z) + 0.3 * 1.75)
         heading = (math.pi if side > 0 else 0.0) + (angle - 0.5) * 1.2
         back = [entry for entry in self.departed if frame - entry[0] > self.fps]
@@ -133,6 +133,10 @@ class Crowd:
         else:
             walker = self._new_walker(x, z, heading, frame)
         self.walkers.append(walker)
+
+    def _depth(self, u: float) -> float:
+        """Log-uniform depth in [z_near, 0.95 z_far]: equal room for near (large) and far (small) people."""
+        return self.cam.z_near * (0.95 * self.cam.z_far / self.cam.z_near) ** u
 
     def _stay_frames(self) -> int:
         return int(self.rng.uniform(3.0, 12.0) * self.fps)

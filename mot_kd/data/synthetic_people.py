@@ -191,7 +191,7 @@ def _draw_torso(canvas: np.ndarray, a: Appearance, pt, thick, top: float, bottom
     for side in (-1, 1):
         cv2.circle(mask, pt(0.1 * b * side, top), thick(0.03 * b), 255, -1)
     layer = np.empty_like(canvas)
-    layer[:] = visible_colour(a.shirt)
+    cv2.rectangle(layer, (0, 0), (layer.shape[1], layer.shape[0]), visible_colour(a.shirt), -1)
     alt = visible_colour(a.shirt_alt)
     height, half = bottom - top + 0.02, 0.125 * b
     period = height / a.stripes
@@ -214,8 +214,7 @@ def _draw_torso(canvas: np.ndarray, a: Appearance, pt, thick, top: float, bottom
                      thick(0.018))
     if a.bag is not None:  # strap across the chest
         cv2.line(layer, pt(0.11 * b, top), pt(-0.1 * b, 0.45), visible_colour(a.bag), thick(0.016))
-    inside = mask > 0
-    canvas[inside] = layer[inside]
+    cv2.copyTo(layer, mask, canvas)
     if a.bag is not None:
         cv2.rectangle(canvas, pt(-0.19 * b, 0.41), pt(-0.08 * b, 0.5), visible_colour(a.bag), -1)
 

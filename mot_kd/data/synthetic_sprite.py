@@ -64,30 +64,28 @@ def rasterise(canvas: np.ndarray, anchor: tuple[float, float], shadow_axes: tupl
     """
     ss = SUPERSAMPLE
     h, w = canvas.shape[0] // ss, canvas.shape[1] // ss
-    mask = np.where(canvas.max(axis=2) > 0, np.uint8(255), np.uint8(0))
+    canvas = np.ascontiguousarray(canvas[:h * ss, :w * ss])
+    # drawn colours have every channel >= 1, so their grey value is >= 1 and empty pixels stay 0
+    mask = cv2.threshold(cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY), 0, 255, cv2.THRESH_BINARY)[1]
     colour = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
     shadow = None
-    occupied = alpha > 0
+    occupied = alpha
     if shadow_axes is not None:
         shadow = np.zeros((h, w), np.uint8)
         axes = (max(1, round(shadow_axes[0])), max(1, round(shadow_axes[1])))
         cv2.ellipse(shadow, (round(anchor[0]), round(anchor[1])), axes, 0, 0, 360, 255, -1, cv2.LINE_AA)
-        occupied |= shadow > 0
-    rows, cols = np.nonzero(occupied.any(axis=1))[0], np.nonzero(occupied.any(axis=0))[0]
-    if len(rows) == 0:  # nothing drawn (too small): keep one transparent pixel so callers need no special case
-        rows, cols = np.array([0]), np.array([0])
-    ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        occupied = cv2.max(alpha, shadow)
+    x, y, cw, ch = cv2.boundingRect(occupied)
+    if cw == 0:  # nothing drawn (too small): keep one transparent pixel so callers need no special case
+        x, y, cw, ch = 0, 0, 1, 1
+    ys, xs = slice(y, y + ch), slice(x, x + cw)
     colour, alpha = colour[ys, xs].copy(), alpha[ys, xs].copy()
     shadow = None if shadow is None else shadow[ys, xs].copy()
-    body_rows = np.nonzero((alpha >= BOX_THRESHOLD).any(axis=1))[0]
-    body_cols = np.nonzero((alpha >= BOX_THRESHOLD).any(axis=0))[0]
-    if len(body_rows):
-        box = (int(body_cols[0]), int(body_rows[0]), int(body_cols[-1]) + 1, int(body_rows[-1]) + 1)
-    else:
-        box = (0, 0, 1, 1)
-    anchor_px = (int(round(anchor[0])) - int(cols[0]), int(round(anchor[1])) - int(rows[0]))
-    return Sprite(colour, alpha, shadow, anchor_px, box, int((alpha >= BODY_THRESHOLD).sum()))
+    bx, by, bw, bh = cv2.boundingRect(cv2.threshold(alpha, BOX_THRESHOLD - 1, 255, cv2.THRESH_BINARY)[1])
+    box = (bx, by, bx + bw, by + bh) if bw else (0, 0, 1, 1)
+    anchor_px = (int(round(anchor[0])) - x, int(round(anchor[1])) - y)
+    return Sprite(colour, alpha, shadow, anchor_px, box, int(np.count_nonzero(alpha >= BODY_THRESHOLD)))
 
 
 def overlap(frame_shape: tuple[int, ...], x: int, y: int, h: int, w: int):
