@@ -196,6 +196,8 @@ def test_unreadable_image_names_file(tmp_path):
     data[0]
     with pytest.raises(InputError, match=r"img1/000002\.jpg: cannot read image"):
         data[1]
+    with pytest.raises(InputError, match=r"^\S*img1/000002\.jpg: cannot read image[^\n]*$"):
+        list(build_loader(data, batch_size=1, shuffle=False, workers=1))  # one line, even from a worker
 
 
 def test_image_size_differs_from_seqinfo(tmp_path):

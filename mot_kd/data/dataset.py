@@ -195,6 +195,27 @@ def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
     return images, torch.cat(targets) if targets else torch.zeros(0, 7)
 
 
+class _Loader(DataLoader):
+    """A DataLoader whose worker-side InputError surfaces as the original one-line message.
+
+    PyTorch re-raises a worker's exception with the worker traceback folded into the message; CLIs show
+    InputError messages as they are, so the original last line is restored.
+    """
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except InputError as exc:
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                message = lines[-1].split("InputError: ", 1)[-1] if len(lines) > 1 else str(exc)
+                raise InputError(message) from None
+            yield batch
+
+
 def _worker_init(_: int) -> None:
     cv2.setNumThreads(0)  # one OpenCV thread per worker: workers already run in parallel
 
@@ -210,6 +231,6 @@ def build_loader(dataset: MOTTrainDataset, batch_size: int, shuffle: bool = True
     dataset.set_epoch(epoch)
     generator = torch.Generator()
     generator.manual_seed(int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0]))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
+    return _Loader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
                       generator=generator, worker_init_fn=_worker_init if workers else None,
                       pin_memory=torch.cuda.is_available(), drop_last=drop_last)
