@@ -79,5 +79,8 @@ class Detections:
     def xyah(self) -> np.ndarray:
         """Kalman measurement (cx, cy, w/h, h); a zero height gets a tiny floor to keep w/h finite."""
         wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
-        h = np.maximum(wh[:, 1], 1e-6)
-        return np.stack([self.xyxy[:, 0] + wh[:, 0] / 2, self.xyxy[:, 1] + wh[:, 1] / 2, wh[:, 0] / h, h], 1)
+        out = np.empty((len(wh), 4))
+        out[:, :2] = self.xyxy[:, :2] + wh / 2
+        out[:, 3] = np.maximum(wh[:, 1], 1e-6)
+        out[:, 2] = wh[:, 0] / out[:, 3]
+        return out

@@ -47,10 +47,10 @@ def tracks_xyxy(tracks: list[Track]) -> np.ndarray:
     """Current boxes (T, 4) xyxy from the Kalman means."""
     if not tracks:
         return np.zeros((0, 4))
-    mean = np.array([t.mean for t in tracks])
-    w = mean[:, 2] * mean[:, 3]
-    return np.stack([mean[:, 0] - w / 2, mean[:, 1] - mean[:, 3] / 2, mean[:, 0] + w / 2,
-                     mean[:, 1] + mean[:, 3] / 2], axis=1)
+    mean = np.array([t.mean[:4] for t in tracks])
+    half = mean[:, 2:4] / 2
+    half[:, 0] *= mean[:, 3]  # w = aspect * h
+    return np.concatenate([mean[:, :2] - half, mean[:, :2] + half], axis=1)
 
 
 def stack_states(tracks: list[Track]) -> tuple[np.ndarray, np.ndarray]:
