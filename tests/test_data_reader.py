@@ -73,7 +73,8 @@ def test_read_gt_tud_from_motmetrics_wheel(tmp_path, name, ncols):
     assert len(read_gt(seq, "train_half")) + len(half) == len(gt)
 
 
-@pytest.mark.parametrize("length, train, val", [(10, (1, 6), (7, 10)), (7, (1, 4), (5, 7)), (600, (1, 301), (302, 600))])
+@pytest.mark.parametrize("length, train, val", [(10, (1, 6), (7, 10)), (7, (1, 4), (5, 7)),
+                                                (600, (1, 301), (302, 600))])
 def test_split_ranges(length, train, val):
     assert split_range(length, "full") == (1, length)
     assert split_range(length, "train_half") == train

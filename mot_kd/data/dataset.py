@@ -161,7 +161,8 @@ class MOTTrainDataset(Dataset):
         image = read_image(sample.image)
         h0, w0 = image.shape[:2]
         if sample.size is not None and sample.size != (w0, h0):
-            raise InputError(f"{sample.image}: image is {w0}x{h0} but seqinfo.ini says {sample.size[0]}x{sample.size[1]}")
+            raise InputError(f"{sample.image}: image is {w0}x{h0} but seqinfo.ini says "
+                             f"{sample.size[0]}x{sample.size[1]}")
         labels = sample.labels
         xyxy = np.column_stack([labels[:, 2] - labels[:, 4] / 2, labels[:, 3] - labels[:, 5] / 2,
                                 labels[:, 2] + labels[:, 4] / 2, labels[:, 3] + labels[:, 5] / 2]) * (w0, h0, w0, h0)

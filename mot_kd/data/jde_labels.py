@@ -66,7 +66,8 @@ def read_jde_labels(path: str | Path) -> np.ndarray:
     for bad, message in checks:
         if bad.any():
             row = int(np.argmax(bad))
-            raise InputError(f"{path}:{line_number(path, row)}: {message} (got {' '.join(f'{v:g}' for v in data[row])})")
+            values = " ".join(f"{v:g}" for v in data[row])
+            raise InputError(f"{path}:{line_number(path, row)}: {message} (got {values})")
     return data
 
 

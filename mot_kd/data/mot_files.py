@@ -117,7 +117,8 @@ def _check_rows(path: Path, data: np.ndarray) -> None:
     for bad, message in problems:
         if bad.any():
             row = int(np.argmax(bad))
-            raise InputError(f"{path}:{line_number(path, row)}: {message} (got {', '.join(f'{v:g}' for v in data[row, :6])})")
+            values = ", ".join(f"{v:g}" for v in data[row, :6])
+            raise InputError(f"{path}:{line_number(path, row)}: {message} (got {values})")
 
 
 def format_result_rows(frame: np.ndarray, track_id: np.ndarray, tlwh: np.ndarray, score: np.ndarray) -> str:

@@ -50,7 +50,8 @@ class Sequence:
         folder = self.path / self.im_dir
         count = len(list(folder.glob(f"*{self.im_ext}"))) if folder.is_dir() else 0
         if count != self.seq_length:
-            raise InputError(f"{folder}: {count} '{self.im_ext}' images but seqinfo.ini says seqLength={self.seq_length}")
+            raise InputError(f"{folder}: {count} '{self.im_ext}' images but seqinfo.ini says "
+                             f"seqLength={self.seq_length}")
 
 
 @dataclass(frozen=True)
