@@ -97,29 +97,52 @@ def conflict_frames(edges: Edges, num_gt: int, num_trk: int) -> np.ndarray:
     return np.unique(edges.frame[shared])
 
 
-def solve_frame(gt: np.ndarray, trk: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Hungarian step on one frame's candidate edges (maximising score); mask of edges kept (score > eps).
+def match_edges(edges: Edges, score: np.ndarray, gt_frame: np.ndarray, trk_frame: np.ndarray,
+                num_frames: int) -> np.ndarray:
+    """Per-frame maximum-score assignment over the given candidate edges; returns the mask of matched edges.
 
-    Rows/columns without any candidate are left out: they can only take zero-score pairs, which TrackEval
-    discards as "not actually matched".
+    In conflict frames the solver gets the frame's full gt x tracker matrix, exactly as TrackEval builds it,
+    so that even exact ties (duplicate boxes) resolve the same way.
     """
-    rows, r = np.unique(gt, return_inverse=True)
-    cols, c = np.unique(trk, return_inverse=True)
-    mat = np.zeros((len(rows), len(cols)))
-    mat[r, c] = score
-    mr, mc = linear_sum_assignment(-mat)
-    chosen = np.zeros_like(mat, dtype=bool)
-    chosen[mr, mc] = mat[mr, mc] > 0 + EPS
-    return chosen[r, c]
-
-
-def match_edges(edges: Edges, score: np.ndarray, num_gt: int, num_trk: int, num_frames: int) -> np.ndarray:
-    """Per-frame maximum-score assignment over the given candidate edges; returns the mask of matched edges."""
     matched = np.ones(len(edges), bool)
-    conflicts = conflict_frames(edges, num_gt, num_trk)
+    conflicts = conflict_frames(edges, len(gt_frame), len(trk_frame))
     if len(conflicts):
         off = frame_offsets(edges.frame, num_frames)
+        g_off, t_off = frame_offsets(gt_frame, num_frames), frame_offsets(trk_frame, num_frames)
         for f in conflicts:
             lo, hi = off[f], off[f + 1]
-            matched[lo:hi] = solve_frame(edges.gt[lo:hi], edges.trk[lo:hi], score[lo:hi])
+            matched[lo:hi] = solve_frame(edges.gt[lo:hi] - g_off[f], edges.trk[lo:hi] - t_off[f], score[lo:hi],
+                                         (g_off[f + 1] - g_off[f], t_off[f + 1] - t_off[f]))
     return matched
+
+
+def solve_frame(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """TrackEval's Hungarian step on one frame's score matrix; mask of the given entries kept (score > eps)."""
+    mat = np.zeros(shape)
+    mat[rows, cols] = score
+    mr, mc = linear_sum_assignment(-mat)
+    chosen = np.zeros(shape, dtype=bool)
+    chosen[mr, mc] = mat[mr, mc] > 0 + EPS
+    return chosen[rows, cols]
+
+
+def numpy_sums(key: np.ndarray, pos: np.ndarray, length: np.ndarray, value: np.ndarray, num_keys: int
+               ) -> np.ndarray:
+    """Per-key sums bit-identical to numpy's ``dense_vector.sum()`` (pairwise summation) of each key's dense
+    vector of ``length[key]`` entries holding ``value`` at ``pos``.
+
+    numpy sums contiguous vectors of >= 8 entries pairwise, not left to right; with at most two non-zero
+    entries the order cannot matter, so only keys with three or more are rebuilt densely.
+    """
+    out = np.bincount(key, weights=value, minlength=num_keys)
+    need = (np.bincount(key, minlength=num_keys)[key] >= 3) & (length[key] >= 8)
+    if need.any():
+        k, p, v = key[need], pos[need], value[need]
+        n_of = length[k]
+        for n in np.unique(n_of):
+            sel = n_of == n
+            keys, inv = np.unique(k[sel], return_inverse=True)
+            dense = np.zeros((len(keys), n))
+            dense[inv, p[sel]] = v[sel]
+            out[keys] = dense.sum(1)
+    return out

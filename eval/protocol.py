@@ -34,6 +34,8 @@ class SequenceData:
     tracker: np.ndarray  # (M, >=6) result rows
     num_frames: int
     first_frame: int = 1
+    gt_source: str = ""  # file names for error messages (default: "<name> gt" / "<name> tracker")
+    tracker_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,17 @@ def _check_frames(frame: np.ndarray, seq: SequenceData, what: str) -> None:
     last = seq.first_frame + seq.num_frames - 1
     bad = (frame < seq.first_frame) | (frame > last) | (frame != np.round(frame))
     if bad.any():
-        raise InputError(f"{seq.name}: {what} frame {frame[bad][0]:g} outside {seq.first_frame}..{last}")
+        raise InputError(f"{what}: frame {frame[bad][0]:g} outside {seq.first_frame}..{last} "
+                         f"(sequence {seq.name})")
 
 
-def _check_unique(frame: np.ndarray, ids: np.ndarray, seq: SequenceData, what: str) -> None:
+def _check_unique(frame: np.ndarray, ids: np.ndarray, what: str) -> None:
     key = np.stack([frame, ids], axis=1)
     order = np.lexsort((ids, frame))
     dup = np.flatnonzero((np.diff(key[order], axis=0) == 0).all(axis=1))
     if len(dup):
         f, i = key[order[dup[0]]]
-        raise InputError(f"{seq.name}: {what} has id {int(i)} more than once in frame {int(f)}")
+        raise InputError(f"{what}: id {int(i)} appears more than once in frame {int(f)}")
 
 
 def _sorted_by_frame(rows: np.ndarray, first_frame: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,15 +106,16 @@ def prepare(seq: SequenceData, benchmark: str = "MOT17", preprocess: bool = True
         raise InputError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
     if seq.num_frames < 1:
         raise InputError(f"{seq.name}: sequence has no frames (num_frames={seq.num_frames})")
-    gt = _as_rows(seq.gt, f"{seq.name} gt")
-    trk = _as_rows(seq.tracker, f"{seq.name} tracker")
-    for rows, what in ((gt, "gt"), (trk, "tracker")):
+    gt_what = seq.gt_source or f"{seq.name} gt"
+    trk_what = seq.tracker_source or f"{seq.name} tracker"
+    gt, trk = _as_rows(seq.gt, gt_what), _as_rows(seq.tracker, trk_what)
+    for rows, what in ((gt, gt_what), (trk, trk_what)):
         _check_frames(rows[:, 0], seq, what)
         if (rows[:, 1] != np.round(rows[:, 1])).any():
-            raise InputError(f"{seq.name}: {what} ids must be integers")
-        _check_unique(rows[:, 0], rows[:, 1].astype(np.int64), seq, what)
+            raise InputError(f"{what}: ids must be integers")
+        _check_unique(rows[:, 0], rows[:, 1].astype(np.int64), what)
     if trk.shape[1] >= 8 and len(trk) and trk[:, 7].max() > 1:
-        raise InputError(f"{seq.name}: tracker rows must be pedestrians (column 8 = class <= 1), "
+        raise InputError(f"{trk_what}: tracker rows must be pedestrians (column 8 = class <= 1), "
                          f"found class {trk[:, 7].max():g}")
     mot15 = benchmark == "MOT15" or not preprocess
     gt, gt_frame = _sorted_by_frame(gt, seq.first_frame)
@@ -121,7 +125,7 @@ def prepare(seq: SequenceData, benchmark: str = "MOT17", preprocess: bool = True
     if not mot15:
         invalid = np.setdiff1d(np.unique(gt_cls), VALID_GT_CLASSES)
         if len(invalid):
-            raise InputError(f"{seq.name}: gt class ids {invalid.tolist()} are not MOTChallenge classes 1..13 "
+            raise InputError(f"{gt_what}: gt class ids {invalid.tolist()} are not MOTChallenge classes 1..13 "
                              f"(MOT15-style gt? use --benchmark MOT15)")
 
     edges = overlap_edges(gt_frame, gt[:, 2:6], trk_frame, trk[:, 2:6], seq.num_frames)
@@ -131,7 +135,7 @@ def prepare(seq: SequenceData, benchmark: str = "MOT17", preprocess: bool = True
         distractor = np.isin(gt_cls[cand.gt], DISTRACTORS[benchmark])
         frames = np.isin(cand.frame, np.unique(cand.frame[distractor]))  # only these frames can lose boxes
         cand = cand.select(frames)
-        matched = match_edges(cand, cand.iou, len(gt), len(trk), seq.num_frames)
+        matched = match_edges(cand, cand.iou, gt_frame, trk_frame, seq.num_frames)
         keep_trk[cand.trk[matched & np.isin(gt_cls[cand.gt], DISTRACTORS[benchmark])]] = False
     keep_gt = consider if mot15 else consider & (gt_cls == PEDESTRIAN)
 

@@ -58,14 +58,14 @@ def make_sequence(rng: np.random.Generator, name: str, num_frames: int, num_trac
     switch = rng.random(num_tracks + 1) < 0.3  # these tracks change tracker id half way
     mid = {tid: np.median(trk[ids == tid, 0]) for tid in np.flatnonzero(switch) if (ids == tid).any()}
     for tid, frame in mid.items():
-        ids[(ids == tid) & (trk[:, 0] > frame)] = tid + 10_000
+        ids[(ids == tid) & (trk[:, 0] > frame)] = tid + 100_000
     trk[:, 1] = ids
     # Duplicated boxes (competing matches) and pure false positives.
     dup = trk[rng.random(len(trk)) < 0.03].copy()
-    dup[:, 1] += 20_000
+    dup[:, 1] += 200_000
     dup[:, 2:4] += rng.normal(0, 3, (len(dup), 2))
     fps = _tracks(rng, num_frames, max(1, num_tracks // 10), width, height)
-    fps[:, 1] += 30_000
+    fps[:, 1] += 1_000_000
     trk = np.concatenate([trk, dup, fps])
     trk = trk[np.argsort(trk[:, 0], kind="stable")]
     trk = np.c_[trk[:, :2], trk[:, 2:6].round(2), rng.uniform(0.3, 1, len(trk)).round(3),

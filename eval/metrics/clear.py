@@ -28,6 +28,7 @@ def _matches(p: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
         active = np.flatnonzero((np.bincount(p.gt_frame, minlength=p.num_frames) > 0)
                                 & (np.bincount(p.trk_frame, minlength=p.num_frames) > 0))
         off = frame_offsets(e.frame, p.num_frames)
+        g_off, t_off = frame_offsets(p.gt_frame, p.num_frames), frame_offsets(p.trk_frame, p.num_frames)
         prev_trk = np.full(p.num_gt_ids, -1)  # tracker id matched to each gt id in the previous active frame
         for f in conflicts:
             k = np.searchsorted(active, f)
@@ -39,7 +40,8 @@ def _matches(p: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
             lo, hi = off[f], off[f + 1]
             gid, tid = p.gt_id[e.gt[lo:hi]], p.trk_id[e.trk[lo:hi]]
             score = 1000 * (tid == prev_trk[gid]) + e.iou[lo:hi]
-            matched[lo:hi] = solve_frame(e.gt[lo:hi], e.trk[lo:hi], score)
+            matched[lo:hi] = solve_frame(e.gt[lo:hi] - g_off[f], e.trk[lo:hi] - t_off[f], score,
+                                         (g_off[f + 1] - g_off[f], t_off[f + 1] - t_off[f]))
             if k > 0:
                 prev_trk[prev_g] = -1
     e = e.select(matched)

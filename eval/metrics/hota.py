@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval.frames import EPS, match_edges
+from eval.frames import EPS, frame_offsets, match_edges, numpy_sums
 from eval.protocol import Prepared
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)
@@ -28,6 +28,25 @@ def _empty(p: Prepared) -> dict:
     return res
 
 
+def _frame_sums(p: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's IoU matrix summed over trackers (per gt row) and over gt (per tracker row), with numpy's
+    exact summation order, so the alignment scores are bit-identical to TrackEval's."""
+    e = p.edges
+    g_off, t_off = frame_offsets(p.gt_frame, p.num_frames), frame_offsets(p.trk_frame, p.num_frames)
+    n_g, n_t = np.diff(g_off), np.diff(t_off)
+    row_sum = numpy_sums(e.gt, e.trk - t_off[e.frame], n_t[p.gt_frame], e.iou, p.num_gt_dets)
+    # Summing over axis 0 adds rows in order (= bincount order), except for a single-column matrix, which
+    # numpy sums like a vector (pairwise).
+    col_sum = np.bincount(e.trk, weights=e.iou, minlength=p.num_trk_dets)
+    single = n_t[e.frame] == 1
+    if single.any():
+        length = np.where(n_t == 1, n_g, 0)[p.trk_frame]
+        fixed = numpy_sums(e.trk[single], e.gt[single] - g_off[e.frame[single]], length, e.iou[single],
+                           p.num_trk_dets)
+        col_sum[e.trk[single]] = fixed[e.trk[single]]
+    return row_sum, col_sum
+
+
 def count(p: Prepared) -> dict:
     if p.num_trk_dets == 0 or p.num_gt_dets == 0:
         return _empty(p)
@@ -37,8 +56,7 @@ def count(p: Prepared) -> dict:
     trk_count = np.bincount(p.trk_id, minlength=p.num_trk_ids).astype(float)
 
     # Pass 1: global alignment score per (gt id, tracker id) cell that ever overlaps.
-    row_sum = np.bincount(e.gt, weights=e.iou, minlength=p.num_gt_dets)
-    col_sum = np.bincount(e.trk, weights=e.iou, minlength=p.num_trk_dets)
+    row_sum, col_sum = _frame_sums(p)
     denom = col_sum[e.trk] + row_sum[e.gt] - e.iou
     sim_iou = np.where(denom > 0 + EPS, e.iou / np.where(denom > 0 + EPS, denom, 1.0), 0.0)
     cells, cell = np.unique(gid * p.num_trk_ids + tid, return_inverse=True)
@@ -47,7 +65,7 @@ def count(p: Prepared) -> dict:
     alignment = potential / (gt_count[cell_g] + trk_count[cell_t] - potential)
 
     # Pass 2: per-frame matching, then every alpha at once.
-    matched = match_edges(e, alignment[cell] * e.iou, p.num_gt_dets, p.num_trk_dets, p.num_frames)
+    matched = match_edges(e, alignment[cell] * e.iou, p.gt_frame, p.trk_frame, p.num_frames)
     iou, mcell = e.iou[matched], cell[matched]
     ok = iou[:, None] >= ALPHAS[None, :] - EPS  # (matches, alphas)
     tp = ok.sum(0).astype(float)

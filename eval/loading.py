@@ -1,0 +1,121 @@
+"""Load a MOTChallenge data root and a results folder into :class:`SequenceData` (kept apart from evaluation
+and printing so a later ``--weights`` mode can evaluate tracker output it produced itself)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from eval.evaluate import EvalResult, evaluate
+from eval.protocol import SequenceData
+from mot_kd.data.mot_files import read_mot_txt
+from mot_kd.data.motchallenge import Sequence, find_sequences, split_range
+from mot_kd.errors import InputError
+
+
+@dataclass(frozen=True)
+class GtSequence:
+    """A sequence's gt rows cut to the split's frames first..last (original frame numbers)."""
+
+    seq: Sequence
+    gt: np.ndarray
+    first: int
+    last: int
+
+    @property
+    def name(self) -> str:
+        return self.seq.name
+
+
+@dataclass
+class Protocol:
+    """How the evaluation was set up; goes into the JSON output."""
+
+    benchmark: str
+    split: str
+    detector: str
+    numbering: dict[str, str] = field(default_factory=dict)  # seq -> original | renumbered | empty | missing
+
+    def as_dict(self) -> dict:
+        return {"benchmark": self.benchmark, "split": self.split, "detector": self.detector,
+                "result_numbering": dict(self.numbering)}
+
+
+def load_gt(data_root: str | Path, split: str = "full", detector: str = "FRCNN") -> list[GtSequence]:
+    """Sequences under ``data_root`` with their gt (raw gt.txt rows: TrackEval reads column 7 with ``int()``)."""
+    out = []
+    for seq in find_sequences(data_root, detector):
+        first, last = split_range(seq.seq_length, split)
+        gt = read_mot_txt(seq.gt_path, min_cols=6, max_cols=10)
+        frames = gt[:, 0]
+        if len(frames) and frames.max() > seq.seq_length:
+            row = int(np.argmax(frames > seq.seq_length))
+            raise InputError(f"{seq.gt_path}:{row + 1}: frame {frames[row]:g} outside 1..{seq.seq_length} (seqLength)")
+        gt = gt[(frames >= first) & (frames <= last)]
+        if not len(gt):
+            raise InputError(f"{seq.gt_path}: no ground-truth rows in frames {first}..{last} ({split})")
+        out.append(GtSequence(seq, gt, first, last))
+    return out
+
+
+def align_results(rows: np.ndarray, gt: GtSequence, path: Path | str) -> tuple[np.ndarray, str]:
+    """Map result frame numbers onto the gt's; accepts original numbers or renumbered-from-1 (val_half)."""
+    if not len(rows):
+        return rows, "empty"
+    lo, hi = rows[:, 0].min(), rows[:, 0].max()
+    if gt.first <= lo and hi <= gt.last:
+        return rows, "original"
+    count = gt.last - gt.first + 1
+    if gt.first > 1 and hi <= count:
+        shifted = rows.copy()
+        shifted[:, 0] += gt.first - 1
+        return shifted, "renumbered"
+    raise InputError(f"{path}: frames {lo:g}..{hi:g} fit neither {gt.first}..{gt.last} (original numbering) "
+                     f"nor 1..{count} (renumbered from 1) for {gt.name}")
+
+
+def load_results(gts: list[GtSequence], results_dir: str | Path) -> tuple[list[SequenceData], dict[str, str]]:
+    """Pair every gt sequence with ``results_dir/<SEQ>.txt``; a missing file counts as empty (warning)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise InputError(f"{results_dir}: results folder not found")
+    names = {g.name for g in gts}
+    files = {p.stem: p for p in results_dir.glob("*.txt")}
+    if files and not names & files.keys():
+        raise InputError(f"{results_dir}: no result file matches a sequence (expected e.g. {sorted(names)[0]}.txt, "
+                         f"found {', '.join(sorted(files)[:5])})")
+    known_roots = {n.rsplit("-", 1)[0] for n in names}
+    unknown = sorted(s for s in files if s not in names and s.rsplit("-", 1)[0] not in known_roots)
+    if unknown:
+        logger.warning(f"{results_dir}: ignoring result files for unknown sequences: {', '.join(unknown)}")
+    sequences, numbering = [], {}
+    for gt in gts:
+        path = files.get(gt.name)
+        if path is None:
+            logger.warning(f"{results_dir / (gt.name + '.txt')}: missing result file, counted as empty")
+            rows, numbering[gt.name] = np.zeros((0, 6)), "missing"
+        else:
+            rows, numbering[gt.name] = align_results(read_mot_txt(path, min_cols=6, max_cols=10), gt, path)
+        sequences.append(SequenceData(gt.name, gt.gt, rows, gt.last - gt.first + 1, gt.first,
+                                      str(gt.seq.gt_path), str(path or gt.name)))
+    return sequences, numbering
+
+
+def describe_numbering(numbering: dict[str, str]) -> str:
+    found = sorted({v for v in numbering.values() if v in ("original", "renumbered")})
+    if not found:
+        return "no result rows"
+    if len(found) > 1:
+        return "mixed: " + ", ".join(f"{k}={v}" for k, v in sorted(numbering.items()))
+    return {"original": "original frame numbers", "renumbered": "renumbered from 1"}[found[0]]
+
+
+def evaluate_folder(data_root: str | Path, results_dir: str | Path, split: str = "full", benchmark: str = "MOT17",
+                    detector: str = "FRCNN", progress: bool = False) -> tuple[EvalResult, Protocol]:
+    """Evaluate a results folder against a data root (gt loading, alignment, evaluation)."""
+    gts = load_gt(data_root, split, detector)
+    sequences, numbering = load_results(gts, results_dir)
+    protocol = Protocol(benchmark, split, detector, numbering)
+    return evaluate(sequences, benchmark, progress=progress), protocol
