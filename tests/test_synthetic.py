@@ -24,7 +24,8 @@ OPTIONS = dict(people=6, lookalike=0.5)
 
 
 def _scene(seed: int = 0, frames: int = 150, jitter: bool = False, people: int = 6) -> Scene:
-    return Scene(np.random.default_rng([seed, 1]), W, H, frames, 30, people, 0.5, 3, 1, True, jitter)
+    config = SceneConfig(width=W, height=H, frames=frames, people=people, lookalike=0.5, clutter=3, jitter=jitter)
+    return Scene(np.random.default_rng([seed, 1]), config)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
@@ -31,50 +31,11 @@ from loguru import logger
 from tqdm import tqdm
 
 from mot_kd.data.mot_files import write_seqinfo
-from mot_kd.data.synthetic_render import Scene
+from mot_kd.data.synthetic_render import Scene, SceneConfig
 from mot_kd.errors import InputError, cli_entry
 from mot_kd.utils.io import atomic_dir
 
-MIN_WIDTH, MIN_HEIGHT, MAX_SIDE = 64, 48, 8192
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
-
-
-@dataclass(frozen=True)
-class SceneConfig:
-    """What one synthetic sequence looks like; the difficulty knobs are people, lookalike and clutter."""
-
-    width: int = 640
-    height: int = 384
-    frames: int = 150
-    fps: int = 30
-    people: int = 8  # pedestrians kept in view (crowding, mutual occlusion)
-    lookalike: float = 0.3  # chance that a new person is a near-copy of one already in view
-    clutter: int = 4  # static occluders on the floor
-    static_people: int = 1  # class-7 distractors
-    reflections: bool = True  # class-12 distractors in the puddle
-    jitter: bool = False  # camera pan and shake
-    quality: int = 90  # JPEG quality
-
-    def validate(self) -> None:
-        """Raise InputError naming the first bad field."""
-        for name in ("width", "height", "frames", "fps", "people", "clutter", "static_people", "quality"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise InputError(f"{name} must be an integer, got {value!r}")
-        for name in ("frames", "fps", "people"):
-            if getattr(self, name) <= 0:
-                raise InputError(f"{name} must be positive, got {getattr(self, name)}")
-        if not (MIN_WIDTH <= self.width <= MAX_SIDE and MIN_HEIGHT <= self.height <= MAX_SIDE):
-            raise InputError(f"image size {self.width}x{self.height} leaves no room for people: width must be "
-                             f"{MIN_WIDTH}..{MAX_SIDE} and height {MIN_HEIGHT}..{MAX_SIDE}")
-        if not self.height / 3 <= self.width <= 6 * self.height:
-            raise InputError(f"image size {self.width}x{self.height}: width/height must be between 1/3 and 6")
-        if self.clutter < 0 or self.static_people < 0:
-            raise InputError(f"clutter and static_people must be >= 0, got {self.clutter}, {self.static_people}")
-        if not 0.0 <= self.lookalike <= 1.0:
-            raise InputError(f"lookalike must be a fraction in [0, 1], got {self.lookalike}")
-        if not 1 <= self.quality <= 100:
-            raise InputError(f"quality must be 1..100, got {self.quality}")
 
 
 def _check_seed(seed: int) -> None:
@@ -86,8 +47,7 @@ def _write_sequence(folder: Path, name: str, config: SceneConfig, seed: int, ind
                     bar: tqdm | None = None) -> None:
     """Render sequence ``index`` of ``seed`` into ``folder`` (which the caller makes atomic)."""
     rng = np.random.default_rng([seed, index])
-    scene = Scene(rng, config.width, config.height, config.frames, config.fps, config.people, config.lookalike,
-                  config.clutter, config.static_people, config.reflections, config.jitter)
+    scene = Scene(rng, config)
     (folder / "img1").mkdir(parents=True)
     (folder / "gt").mkdir()
     rows = []

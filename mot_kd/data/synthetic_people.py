@@ -101,7 +101,7 @@ def make_lookalike(source: Appearance, rng: np.random.Generator) -> tuple[Appear
     return replace(source, **{detail: None if getattr(source, detail) else colour}), detail
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=512)
 def person_sprite(appearance: Appearance, height_px: int, pose: int, facing: int) -> Sprite:
     """The figure ``height_px`` tall in walking pose ``pose`` (or STAND), facing +x (1) or -x (-1)."""
     if facing < 0:

@@ -16,11 +16,51 @@ from mot_kd.data.synthetic_motion import Crowd
 from mot_kd.data.synthetic_people import STAND, IdentityPool, person_sprite
 from mot_kd.data.synthetic_scene import Camera, Clutter, make_clutter, render_background
 from mot_kd.data.synthetic_sprite import BODY_THRESHOLD, Sprite, composite, overlap
+from mot_kd.errors import InputError
 
 PEDESTRIAN, STATIC_PERSON, REFLECTION = 1, 7, 12
 MIN_HEIGHT_PX = 8
 REFLECTION_STRENGTH = 0.4
 MIN_REFLECTION_PX = 25  # reflections smaller than this many pixels are not annotated
+MIN_WIDTH, MIN_HEIGHT, MAX_SIDE = 64, 48, 8192
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """What one synthetic sequence looks like; the difficulty knobs are people, lookalike and clutter."""
+
+    width: int = 640
+    height: int = 384
+    frames: int = 150
+    fps: int = 30
+    people: int = 8  # pedestrians kept in view (crowding, mutual occlusion)
+    lookalike: float = 0.3  # chance that a new person is a near-copy of one already in view
+    clutter: int = 4  # static occluders on the floor
+    static_people: int = 1  # class-7 distractors
+    reflections: bool = True  # class-12 distractors in the puddle
+    jitter: bool = False  # camera pan and shake
+    quality: int = 90  # JPEG quality
+
+    def validate(self) -> None:
+        """Raise InputError naming the first bad field."""
+        for name in ("width", "height", "frames", "fps", "people", "clutter", "static_people", "quality"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise InputError(f"{name} must be an integer, got {value!r}")
+        for name in ("frames", "fps", "people"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (MIN_WIDTH <= self.width <= MAX_SIDE and MIN_HEIGHT <= self.height <= MAX_SIDE):
+            raise InputError(f"image size {self.width}x{self.height} leaves no room for people: width must be "
+                             f"{MIN_WIDTH}..{MAX_SIDE} and height {MIN_HEIGHT}..{MAX_SIDE}")
+        if not self.height / 3 <= self.width <= 6 * self.height:
+            raise InputError(f"image size {self.width}x{self.height}: width/height must be between 1/3 and 6")
+        if self.clutter < 0 or self.static_people < 0:
+            raise InputError(f"clutter and static_people must be >= 0, got {self.clutter}, {self.static_people}")
+        if not 0.0 <= self.lookalike <= 1.0:
+            raise InputError(f"lookalike must be a fraction in [0, 1], got {self.lookalike}")
+        if not 1 <= self.quality <= 100:
+            raise InputError(f"quality must be 1..100, got {self.quality}")
 
 
 @dataclass(frozen=True)
@@ -61,19 +101,18 @@ def camera_path(rng: np.random.Generator, frames: int, fps: float, margin: int) 
 class Scene:
     """The state of one sequence; call :meth:`render` for frames 1, 2, ... in order."""
 
-    def __init__(self, rng: np.random.Generator, width: int, height: int, frames: int, fps: float, people: int,
-                 lookalike: float, clutter: int, static_people: int, reflections: bool, jitter: bool):
-        margin = max(4, round(0.05 * height)) if jitter else 0
-        self.cam = cam = Camera(width, height, margin)
+    def __init__(self, rng: np.random.Generator, config: SceneConfig):
+        margin = max(4, round(0.05 * config.height)) if config.jitter else 0
+        self.cam = cam = Camera(config.width, config.height, margin)
         self.rng = rng
         self.background, self.puddle = render_background(rng, cam)
-        self.identities = IdentityPool(rng, lookalike)
-        self.clutter: list[Clutter] = make_clutter(rng, cam, clutter)
-        self.statics = [self._static_person() for _ in range(static_people)]
-        self.crowd = Crowd(rng, cam, fps, people, self.identities)
+        self.identities = IdentityPool(rng, config.lookalike)
+        self.clutter: list[Clutter] = make_clutter(rng, cam, config.clutter)
+        self.statics = [self._static_person() for _ in range(config.static_people)]
+        self.crowd = Crowd(rng, cam, config.fps, config.people, self.identities)
         self.crowd.populate()
-        self.path = camera_path(rng, frames, fps, margin)
-        self.reflections = reflections
+        self.path = camera_path(rng, config.frames, config.fps, margin)
+        self.reflections = config.reflections
         self.reflection_ids: dict[int, int] = {}
 
     def _static_person(self) -> StaticPerson:
@@ -111,32 +150,31 @@ class Scene:
         cam = self.cam
         canvas = self.background.copy()
         labels = np.full(canvas.shape[:2], -1, np.int32)
-        window = np.zeros(canvas.shape[:2], bool)
         dx, dy = self.path[frame - 1]
-        left, top = cam.margin + int(dx), cam.margin + int(dy)
-        window[top:top + cam.height, left:left + cam.width] = True
+        origin = (cam.margin + int(dx), cam.margin + int(dy))  # canvas position of the image's top-left pixel
+        window = (slice(origin[1], origin[1] + cam.height), slice(origin[0], origin[0] + cam.width))
         figures = self._figures()
-        mirrored = [self._reflect(canvas, f) for f in figures if f.cls == PEDESTRIAN] if self.reflections else []
+        pedestrians = [f for f in figures if f.cls == PEDESTRIAN] if self.reflections else []
+        mirrored = [m for m in (self._reflect(canvas, f) for f in pedestrians) if m is not None]
         for index, figure in enumerate(figures):
             composite(canvas, labels, figure.sprite, figure.left, figure.top, index)
-        seen = np.bincount(labels[top:top + cam.height, left:left + cam.width].ravel() + 1, minlength=len(figures) + 1)
+        seen = np.bincount(labels[window].ravel() + 1, minlength=len(figures) + 1)[1:]
         rows = []
-        for index, figure in enumerate(figures):
-            if figure.cls == 0:
-                continue
-            x0, y0, x1, y1 = figure.sprite.box
-            box = (figure.left + x0 - left, figure.top + y0 - top, x1 - x0, y1 - y0)
-            visibility = min(1.0, seen[index + 1] / max(1, figure.sprite.area))
-            rows.append(self._row(frame, figure.track_id, box, figure.cls, visibility))
-        for track_id, (dst, body) in mirrored:
-            if body is None:
-                continue
-            visible = (body & (labels[dst] < 0) & window[dst]).sum() / body.sum()
+        for figure, pixels in zip(figures, seen):
+            if figure.cls != 0:
+                x0, y0, x1, y1 = figure.sprite.box
+                box = (figure.left + x0 - origin[0], figure.top + y0 - origin[1], x1 - x0, y1 - y0)
+                visibility = min(1.0, pixels / max(1, figure.sprite.area))
+                rows.append(self._row(frame, figure.track_id, box, figure.cls, visibility))
+        in_image = np.zeros(canvas.shape[:2], bool)
+        in_image[window] = True
+        for track_id, dst, body in mirrored:
+            visible = np.count_nonzero(body & (labels[dst] < 0) & in_image[dst]) / np.count_nonzero(body)
             ys, xs = np.nonzero(body.any(axis=1))[0], np.nonzero(body.any(axis=0))[0]
-            box = (dst[1].start + xs[0] - left, dst[0].start + ys[0] - top, xs[-1] - xs[0] + 1, ys[-1] - ys[0] + 1)
-            rows.append(self._row(frame, self._reflection_id(track_id), box, REFLECTION, float(visible)))
-        image = canvas[top:top + cam.height, left:left + cam.width]
-        return image, [row for row in rows if row is not None]
+            box = (dst[1].start + xs[0] - origin[0], dst[0].start + ys[0] - origin[1],
+                   xs[-1] - xs[0] + 1, ys[-1] - ys[0] + 1)
+            rows.append(self._row(frame, self._reflection_id(track_id), box, REFLECTION, visible))
+        return canvas[window], [row for row in rows if row is not None]
 
     def _row(self, frame: int, track_id: int, box: tuple, cls: int, visibility: float) -> tuple | None:
         """A gt row, or None when the box lies entirely outside the image."""
@@ -150,22 +188,26 @@ class Scene:
             self.reflection_ids[track_id] = self.identities.new_id("reflection", of=track_id)
         return self.reflection_ids[track_id]
 
-    def _reflect(self, canvas: np.ndarray, figure: Figure):
-        """Draw a faint upside-down copy of a pedestrian into the puddle; returns (track_id, (slices, body))."""
+    def _reflect(self, canvas: np.ndarray, figure: Figure) -> tuple[int, tuple, np.ndarray] | None:
+        """Draw a faint upside-down copy of a pedestrian into the puddle.
+
+        Returns (track_id, canvas slices, mask of the reflection's pixels there), or None when too little of
+        it falls into the puddle to be annotated.
+        """
         sprite = figure.sprite
         h, w = sprite.shape
         ground_v = figure.top + sprite.anchor[1]
         slices = overlap(canvas.shape, figure.left, ground_v - (h - 1 - sprite.anchor[1]), h, w)
         if slices is None:
-            return figure.track_id, (None, None)
+            return None
         dst, src = slices
         wet = self.puddle[dst]
         alpha = sprite.alpha[::-1][src]
         body = (alpha >= BODY_THRESHOLD) & (wet >= BODY_THRESHOLD)
-        if body.sum() < MIN_REFLECTION_PX:
-            return figure.track_id, (None, None)
+        if np.count_nonzero(body) < MIN_REFLECTION_PX:
+            return None
         strength = (wet.astype(np.float32) * (REFLECTION_STRENGTH / 255.0))[..., None]
         roi = canvas[dst].astype(np.float32)
         roi = roi * (1.0 - strength * (alpha[..., None] / np.float32(255.0))) + strength * sprite.colour[::-1][src]
         canvas[dst] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
-        return figure.track_id, (dst, body)
+        return figure.track_id, dst, body
