@@ -225,7 +225,7 @@ def test_shipped_data_configs():
     synthetic = load_data_config("synthetic")
     assert synthetic.synthetic == {"seqs": 4, "frames": 150, "width": 640, "height": 384, "seed": 0}
     assert synthetic.train.split == "train_half" and synthetic.val.split == "val_half"
-    with pytest.raises(InputError, match=r"mot17\.yaml: root datasets/MOT17 is not a folder"):
+    with pytest.raises(InputError, match=r"mot17\.yaml: root /\S*datasets/MOT17 is not a folder"):
         load_data_config("mot17")
 
 

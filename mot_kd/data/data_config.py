@@ -11,7 +11,7 @@ Format (every key but ``root`` optional)::
       - {list: datasets/crowdhuman.train, root: datasets, name: crowdhuman}
     synthetic: {seqs: 4, frames: 150, width: 640, height: 384, seed: 0}  # root can be generated
 
-Relative paths are relative to the working directory; ``~`` and ``$VARS`` are expanded. A missing root is an
+Relative paths are relative to the working directory (made absolute on load); ``~`` and ``$VARS`` expand. A missing root is an
 error unless a ``synthetic`` section says how to generate it (``needs_generation``).
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ class DataConfig:
 def _path(value, where: str) -> Path:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise InputError(f"{where}: expected a path, got {value!r}")
-    return Path(os.path.expandvars(os.path.expanduser(str(value))))
+    return Path(os.path.expandvars(os.path.expanduser(str(value)))).absolute()
 
 
 def _split_spec(value, where: str, default_split: str) -> SplitSpec:
@@ -148,6 +148,6 @@ def load_data_config(path_or_name: str | Path | dict) -> DataConfig:
         synthetic=_synthetic(raw.get("synthetic"), f"{where}: synthetic"),
     )
     if not root.is_dir() and config.synthetic is None:
-        raise InputError(f"{where}: root {root} is not a folder (point root: at your dataset, relative to "
-                         f"{Path.cwd()})")
+        raise InputError(f"{where}: root {root} is not a folder (set root: to your dataset folder; relative "
+                         f"paths start at the working directory)")
     return config
