@@ -14,9 +14,10 @@ from loguru import logger
 from mot_kd.data.motchallenge import find_sequences, read_gt
 from mot_kd.data.synthetic import SceneConfig, generate_dataset, generate_sequence, main
 from mot_kd.data.synthetic_motion import Walker
-from mot_kd.data.synthetic_people import Appearance, make_lookalike, sample_appearance
+from mot_kd.data.synthetic_people import Appearance, make_lookalike, person_sprite, sample_appearance
 from mot_kd.data.synthetic_render import Scene
 from mot_kd.data.synthetic_scene import Camera
+from mot_kd.data.synthetic_sprite import composite, new_canvas, rasterise
 from mot_kd.errors import InputError, cli_entry
 
 W, H, FRAMES = 160, 96, 20
@@ -188,6 +189,37 @@ def test_lookalike_pairs_differ_in_one_detail(dataset, long_run):
         copy, detail = make_lookalike(source, rng)
         changed = [k for k in Appearance.__dataclass_fields__ if getattr(copy, k) != getattr(source, k)]
         assert len(changed) == 1 and copy.height_m == source.height_m
+
+
+def test_lookalikes_look_alike_in_pixels():
+    """A look-alike's sprite is closer to its source's than another random person's is."""
+    rng = np.random.default_rng(1)
+    wins = 0
+    for _ in range(20):
+        source, other = sample_appearance(rng), sample_appearance(rng)
+        twin = make_lookalike(source, rng)[0]
+        pixels = [person_sprite(a, 60, 2, 1).colour[:50, :20].astype(float) for a in (source, twin, other)]
+        shape = np.min([p.shape for p in pixels], axis=0)
+        a, b, c = (p[:shape[0], :shape[1]] for p in pixels)
+        wins += np.abs(a - b).mean() < np.abs(a - c).mean()
+    assert wins >= 17
+
+
+def test_visibility_is_the_uncovered_fraction_of_the_figure():
+    def block(width, height, colour):
+        canvas = new_canvas(width, height)
+        canvas[:] = colour
+        return rasterise(canvas, (width / 2, height))
+
+    far, near = block(20, 40, (200, 50, 50)), block(20, 40, (50, 200, 50))
+    frame = np.zeros((60, 60, 3), np.uint8)
+    labels = np.full((60, 60), -1)
+    composite(frame, labels, far, 10, 10, 0)
+    composite(frame, labels, near, 20, 10, 1)  # covers the right half of the far block
+    seen = np.bincount(labels.ravel() + 1, minlength=3)[1:]
+    assert seen[0] / far.area == pytest.approx(0.5) and seen[1] / near.area == 1.0
+    assert (frame[20, 12] == (200, 50, 50)).all() and (frame[20, 25] == (50, 200, 50)).all()
+    assert far.box == (0, 0, 20, 40) and far.anchor == (10, 40)
 
 
 def test_walker_turns_stops_and_changes_speed():

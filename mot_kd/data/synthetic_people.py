@@ -65,6 +65,10 @@ def _pick(rng: np.random.Generator, palette: tuple[Colour, ...], jitter: float =
     return visible_colour(base + rng.uniform(-jitter, jitter, 3))
 
 
+def _distance(a: Colour, b: Colour) -> float:
+    return float(np.abs(np.subtract(a, b)).sum())
+
+
 def _maybe(rng: np.random.Generator, p: float, palette: tuple[Colour, ...] = CLOTHES) -> Colour | None:
     colour = _pick(rng, palette)  # always draw, so the random stream does not depend on the coin
     return colour if rng.random() < p else None
@@ -74,6 +78,8 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
     """A random person; colours come from realistic clothing palettes with small jitter."""
     shirt = _pick(rng, CLOTHES)
     alt = _pick(rng, CLOTHES)
+    if _distance(alt, shirt) < 60:  # patterns and logos must be visible (look-alikes may differ only there)
+        alt = max(CLOTHES, key=lambda c: _distance(c, shirt))
     return Appearance(
         height_m=float(rng.uniform(1.55, 1.95)), build=float(rng.uniform(0.85, 1.25)),
         skin=_pick(rng, SKIN, 8), hair=_pick(rng, HAIR, 8),
@@ -95,8 +101,8 @@ def make_lookalike(source: Appearance, rng: np.random.Generator) -> tuple[Appear
         if source.shirt_pattern in ("solid", "logo"):
             return replace(source, shirt_pattern="solid" if source.shirt_pattern == "logo" else "logo"), "logo"
         detail = "cap"  # a two-tone shirt has no fine pattern detail to change
-    if detail == "shoes":
-        shoes = _pick(rng, ((235, 235, 235), (40, 40, 200), (30, 30, 32)), 5)
+    if detail == "shoes":  # the most different of white, red and black shoes
+        shoes = max(((235, 235, 235), (40, 40, 200), (30, 30, 32)), key=lambda c: _distance(c, source.shoes))
         return replace(source, shoes=shoes), detail
     return replace(source, **{detail: None if getattr(source, detail) else colour}), detail
 
