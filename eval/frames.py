@@ -56,32 +56,32 @@ def box_iou_pairs(gt_tlwh: np.ndarray, trk_tlwh: np.ndarray) -> np.ndarray:
 
 def overlap_edges(gt_frame: np.ndarray, gt_tlwh: np.ndarray, trk_frame: np.ndarray, trk_tlwh: np.ndarray,
                   num_frames: int) -> Edges:
-    """All same-frame gt/tracker pairs with IoU > 0. Inputs are sorted by frame (0-based)."""
-    g_off, t_off = frame_offsets(gt_frame, num_frames), frame_offsets(trk_frame, num_frames)
-    g_cnt, t_cnt = np.diff(g_off), np.diff(t_off)
-    pairs = g_cnt * t_cnt
-    bounds = np.cumsum(pairs)
-    parts, start = [], 0
+    """All same-frame gt/tracker pairs with IoU > 0. Inputs are sorted by frame (0-based).
+
+    Pairs are enumerated gt row by gt row (each row against its frame's tracker block), in chunks of gt
+    rows to bound memory; a cheap x-overlap test discards most pairs before the IoU.
+    """
+    t_off = frame_offsets(trk_frame, num_frames)
+    n_t = np.diff(t_off)[gt_frame]  # trackers in each gt row's frame
+    first_t = t_off[gt_frame]
+    ends = np.cumsum(n_t)
     gx0, gx1 = gt_tlwh[:, 0], gt_tlwh[:, 0] + gt_tlwh[:, 2]
     tx0, tx1 = trk_tlwh[:, 0], trk_tlwh[:, 0] + trk_tlwh[:, 2]
-    while start < num_frames:
-        stop = max(int(np.searchsorted(bounds, bounds[start] - pairs[start] + _MAX_PAIRS_PER_CHUNK, "right")),
-                   start + 1)
-        frames = np.arange(start, min(stop, num_frames))
-        n = pairs[frames]
-        total = int(n.sum())
+    parts, lo = [], 0
+    while lo < len(gt_frame):
+        base = ends[lo] - n_t[lo]
+        hi = max(int(np.searchsorted(ends, base + _MAX_PAIRS_PER_CHUNK, "right")), lo + 1)
+        n = n_t[lo:hi]
+        total = int(ends[hi - 1] - base)
         if total:
-            frame = np.repeat(frames, n)
-            q = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
-            per_row = t_cnt[frame]
-            gi = g_off[frame] + q // per_row
-            ti = t_off[frame] + q % per_row
-            keep = np.minimum(gx1[gi], tx1[ti]) - np.maximum(gx0[gi], tx0[ti]) > 0  # cheap x-overlap prefilter
-            frame, gi, ti = frame[keep], gi[keep], ti[keep]
+            gi = np.repeat(np.arange(lo, hi), n)
+            ti = np.arange(total) + np.repeat(first_t[lo:hi] - (ends[lo:hi] - n - base), n)
+            keep = np.minimum(gx1[gi], tx1[ti]) > np.maximum(gx0[gi], tx0[ti])  # cheap x-overlap prefilter
+            gi, ti = gi[keep], ti[keep]
             iou = box_iou_pairs(gt_tlwh[gi], trk_tlwh[ti])
             pos = iou > 0
-            parts.append((frame[pos], gi[pos], ti[pos], iou[pos]))
-        start = stop
+            parts.append((gt_frame[gi[pos]], gi[pos], ti[pos], iou[pos]))
+        lo = hi
     if not parts:
         empty = np.zeros(0, np.int64)
         return Edges(empty, empty, empty, np.zeros(0))

@@ -68,7 +68,10 @@ def align_results(rows: np.ndarray, gt: GtSequence, path: Path | str) -> tuple[n
     if gt.first <= lo and hi <= gt.last:
         return rows, "original"
     count = gt.last - gt.first + 1
-    if gt.first > 1 and hi <= count:
+    if gt.first == 1:
+        bad = lo if lo < gt.first else hi
+        raise InputError(f"{path}: frame {bad:g} outside {gt.first}..{gt.last} for {gt.name}")
+    if hi <= count:
         shifted = rows.copy()
         shifted[:, 0] += gt.first - 1
         return shifted, "renumbered"

@@ -50,7 +50,7 @@ def make_sequence(rng: np.random.Generator, name: str, num_frames: int, num_trac
     gt[:, 2:6] = gt[:, 2:6].round(0)
 
     # Tracker: noisy copies of most gt boxes (distractors included), with id switches and gaps.
-    keep = rng.random(n) < 0.85
+    keep = rng.random(n) < 0.7
     trk = base[keep].copy()
     trk[:, 2:6] += rng.normal(0, 0.08, (len(trk), 4)) * trk[:, [4, 5, 4, 5]]
     trk[:, 4:6] = np.abs(trk[:, 4:6])
