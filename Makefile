@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export YOLO_OFFLINE := 1
 export YOLO_VERBOSE := False
+# numpy's OpenBLAS threads slow the tracker's small matrix products ~20x on a busy 2-core machine
+export OPENBLAS_NUM_THREADS := 1
 
 .PHONY: demo test install clean
 

@@ -10,7 +10,7 @@ from mot_kd.errors import InputError
 from trackers import JDETracker, load_tracker_config, track_arrays
 from trackers.kalman import CHI2_95_4DOF, KalmanFilter
 from trackers.matching import embedding_distance, fuse_motion, iou_distance, linear_assignment
-from trackers.track import TrackState
+from trackers.tracklet import TrackState
 
 DIM = 32
 

@@ -6,7 +6,7 @@ sequence folder or video and writes a MOTChallenge result file; ``render_tracks`
 from trackers.config import load_tracker_config
 from trackers.jde_tracker import JDETracker
 from trackers.runner import run_sequence, track_arrays
-from trackers.track import Track, TrackState
+from trackers.tracklet import Track, TrackState
 from trackers.visualize import render_tracks
 
 __all__ = ["JDETracker", "Track", "TrackState", "load_tracker_config", "render_tracks", "run_sequence",

@@ -16,7 +16,7 @@ from trackers.config import load_tracker_config
 from trackers.detections import Detections
 from trackers.kalman import KalmanFilter
 from trackers.matching import embedding_distance, fuse_motion, iou_distance, linear_assignment
-from trackers.track import Track, TrackState, new_tracks, predict_tracks, stack_states, tracks_xyxy, update_tracks
+from trackers.tracklet import Track, TrackState, new_tracks, predict_tracks, stack_states, tracks_xyxy, update_tracks
 
 TRACKED, LOST, NEW, REMOVED = TrackState.TRACKED, TrackState.LOST, TrackState.NEW, TrackState.REMOVED
 

@@ -18,7 +18,7 @@ from mot_kd.data.mot_files import format_result_rows, write_mot_txt
 from mot_kd.errors import InputError
 from trackers.frames import open_source
 from trackers.jde_tracker import JDETracker
-from trackers.track import Track, tracks_xyxy
+from trackers.tracklet import Track, tracks_xyxy
 from trackers.visualize import TrackRenderer
 
 #: detect(BGR image (H, W, 3) uint8) -> boxes (N, 4) xyxy pixels, scores (N,), embeddings (N, D) or None
