@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from torch import nn
 
 from eval.evaluate import EvalResult, evaluate
 from eval.loading import Protocol, load_gt, load_results
 from mot_kd.errors import InputError
 from trackers import load_tracker_config, run_sequence
+from trackers.track import model_detector
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,6 @@ class RunSettings:
     conf: float = 0.1  # low: the tracker's third stage recovers low-score boxes itself
     iou: float = 0.6
     tracker: str | Path | dict = "default"
-
-
-def model_detector(model: nn.Module, settings: RunSettings):
-    """``detect(frame) -> (boxes, scores, embeddings)`` for the tracker runner."""
-    def detect(image: np.ndarray):
-        out = model.predict([image], imgsz=settings.imgsz, conf=settings.conf, iou=settings.iou)[0]
-        return out["boxes"], out["scores"], out["embeddings"]
-
-    return detect
 
 
 def track_and_evaluate(model: nn.Module, data_root: str | Path, results_dir: str | Path, split: str = "val_half",
@@ -52,7 +43,7 @@ def track_and_evaluate(model: nn.Module, data_root: str | Path, results_dir: str
             raise InputError(f"sequences {', '.join(unknown)} not found under {data_root}")
         gts = [g for g in gts if g.name in set(sequences)]
     tracker_cfg = load_tracker_config(settings.tracker)
-    detect = model_detector(model, settings)
+    detect = model_detector(model, settings.imgsz, settings.conf, settings.iou)
     results_dir = Path(results_dir)
     frames = detect_s = associate_s = 0.0
     for gt in gts:

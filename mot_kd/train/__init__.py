@@ -1,0 +1,1 @@
+"""Training: the loop (teacher, baseline or distilled student), resume, DDP, and the CLI."""

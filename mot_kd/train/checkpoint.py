@@ -1,0 +1,36 @@
+"""Training-state checkpoints (``last.pt``): written atomically, loaded with ``weights_only=True``.
+
+``last.pt`` holds everything needed to continue exactly (student, criterion incl. the ID classifier,
+KD adapters, optimizer, AMP scaler, EMA, RNG, epoch/step counters, results so far, the job description).
+The deployable student (``best.pt``/``last_student.pt``) is a portable model checkpoint from
+``mot_kd.models`` and never contains the teacher.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mot_kd.errors import InputError
+from mot_kd.train.state import rng_state
+from mot_kd.utils.io import atomic_path
+
+capture_rng = rng_state
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_training_state(run_dir: Path) -> dict:
+    path = Path(run_dir) / "weights" / "last.pt"
+    if not path.is_file():
+        raise InputError(f"--resume {run_dir}: no checkpoint at {path} (nothing to resume)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise InputError(f"{path}: not a readable training checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or "job" not in state or "student" not in state:
+        raise InputError(f"{path}: not a mot-kd training checkpoint (missing job/student)")
+    return state

@@ -1,0 +1,180 @@
+"""``python -m mot_kd.train``: train a teacher/baseline (``--model``) or distil (``--teacher`` + ``--student``).
+
+This is the composition root: it is the one place in ``mot_kd`` that wires the trainer to the tracker and
+evaluator (``eval.model_run``) for per-epoch validation; the trainer itself only sees a callback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from loguru import logger
+
+from mot_kd.config import resolve_config
+from mot_kd.data.augment import AugmentConfig
+from mot_kd.data.data_config import DataConfig, load_data_config
+from mot_kd.data.dataset import MOTTrainDataset, build_loader
+from mot_kd.errors import InputError, cli_entry
+from mot_kd.models import JDELoss, build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from mot_kd.train.checkpoint import load_training_state
+from mot_kd.train.distributed import init_distributed, select_device
+from mot_kd.train.settings import resolve_settings
+from mot_kd.train.state import seed_everything
+from mot_kd.train.trainer import Trainer, TrainSettings
+
+FLAG_KEYS = ("epochs", "batch", "nbs", "imgsz", "workers", "seed", "lr0", "id_dim", "optimizer")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m mot_kd.train", description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="architecture to train without distillation: yolov5n/s/m/l/x, yolov5s-ghost or a YAML")
+    p.add_argument("--student", help="student architecture when distilling (with --teacher)")
+    p.add_argument("--teacher", help="teacher: an architecture name (with --teacher-weights) or a checkpoint path")
+    p.add_argument("--teacher-weights", help="teacher checkpoint (e.g. runs/teacher/weights/best.pt)")
+    p.add_argument("--weights", help="initialise the trained model from this checkpoint (fine-tuning)")
+    p.add_argument("--data", help="data config: YAML path or shipped name (synthetic, mot17)")
+    p.add_argument("--kd", default="default", help="KD config: YAML path or shipped name (configs/kd/)")
+    p.add_argument("--hyp", help="hyper-parameter YAML merged over configs/train/default.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any hyper-parameter")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--nbs", type=int, help="nominal batch size (gradient accumulation target)")
+    p.add_argument("--imgsz", type=int, nargs=2, metavar=("W", "H"))
+    p.add_argument("--workers", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--lr0", type=float)
+    p.add_argument("--id-dim", type=int)
+    p.add_argument("--optimizer", choices=("SGD", "AdamW"))
+    p.add_argument("--device", default="auto", help="cpu, 0 (cuda:0) or auto")
+    p.add_argument("--out", help="run folder (weights/, results.csv, curves.png, val/)")
+    p.add_argument("--exist-ok", action="store_true", help="allow --out to hold a previous run (it is overwritten)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from weights/last.pt")
+    return p.parse_args(argv)
+
+
+def job_from_args(args: argparse.Namespace) -> dict:
+    """Everything that defines the run, resolved and checked; stored in last.pt so --resume needs nothing else."""
+    distil = args.teacher is not None
+    if distil and args.model:
+        raise InputError("--model trains without distillation; with --teacher use --student for the student")
+    arch = args.student if distil else args.model
+    if not arch:
+        raise InputError("say what to train: --model ARCH, or --teacher T --student S to distil")
+    if not args.data:
+        raise InputError("--data is required (e.g. --data synthetic or --data configs/data/mot17.yaml)")
+    if not args.out:
+        raise InputError("--out is required (the run folder)")
+    out = Path(args.out)
+    if (out / "weights" / "last.pt").exists() and not args.exist_ok:
+        raise InputError(f"--out {out}: holds a previous run; use --resume {out} to continue or --exist-ok to overwrite")
+    flags = {k: getattr(args, k) for k in FLAG_KEYS}
+    flags["imgsz"] = list(args.imgsz) if args.imgsz else None
+    job = {"arch": arch, "weights": args.weights, "data": str(resolve_config(args.data, "data")),
+           "settings": resolve_settings(args.hyp, flags, args.set), "out": str(out), "teacher": None, "kd": None}
+    if distil:
+        job["teacher"] = teacher_checkpoint(args.teacher, args.teacher_weights)
+        job["kd"] = str(resolve_config(args.kd, "kd"))
+    elif args.teacher_weights:
+        raise InputError("--teacher-weights needs --teacher")
+    return job
+
+
+def teacher_checkpoint(teacher: str, weights: str | None) -> str:
+    """The teacher's checkpoint path; an architecture name without weights is an error saying what to do."""
+    if Path(teacher).suffix == ".pt" or Path(teacher).is_file():
+        if weights:
+            raise InputError("--teacher is already a checkpoint; drop --teacher-weights")
+        weights = teacher
+    elif not weights:
+        raise InputError(f"--teacher {teacher} has no weights: train it first, e.g. `python -m mot_kd.train --model "
+                         f"{teacher} --data DATA --out runs/teacher`, then pass --teacher-weights "
+                         "runs/teacher/weights/best.pt")
+    arch = read_checkpoint(weights)["arch"].get("name")
+    if teacher != weights and arch != teacher:
+        logger.warning(f"--teacher {teacher}: the checkpoint {weights} holds a {arch}; using the checkpoint")
+    return str(weights)
+
+
+def prepare_data(data: DataConfig, is_main: bool) -> None:
+    if data.needs_generation and is_main:
+        from mot_kd.data.synthetic import generate_dataset
+
+        logger.info(f"{data.root}: generating the synthetic set ({data.synthetic})")
+        generate_dataset(data.root, **data.synthetic)
+
+
+def make_validator(data: DataConfig, settings: dict, out: Path):
+    """Per-epoch validation: model + tracker on the val sequences, evaluated with the project's evaluator."""
+    from eval.model_run import RunSettings, track_and_evaluate
+
+    names = [s.name for s in data.val_sequences()]
+    run = RunSettings(tuple(settings["imgsz"]), settings["conf"], settings["iou"], settings["tracker"])
+
+    def validate(model: torch.nn.Module, epoch: int) -> dict:
+        result, _, speed = track_and_evaluate(model, data.root, out / "val" / "results", data.val.split,
+                                              data.detector, names, run)
+        return {**result.combined, "fps": speed["fps"]}
+
+    return validate if names else None
+
+
+def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
+    dist = init_distributed(device_arg)
+    device = select_device(device_arg, dist)
+    s, out = job["settings"], Path(job["out"])
+    seed_everything(s["seed"] + dist.rank)
+    data = load_data_config(job["data"])
+    prepare_data(data, dist.is_main)
+    dist.barrier()
+    augment = None if s["augment"] is None else AugmentConfig.from_dict(s["augment"])
+    dataset = MOTTrainDataset.from_sources(data.train_sources(), size=tuple(s["imgsz"]), augment=augment, seed=s["seed"])
+    student = (load_checkpoint(job["weights"]) if job["weights"] else
+               build_model(job["arch"], id_dim=s["id_dim"])).to(device).train()
+    criterion = JDELoss(student, dataset.num_ids, s["id_weighting"], s["id_weight"]).to(device)
+    make_kd = None
+    if job["teacher"]:
+        from mot_kd.kd import KDHooks
+
+        teacher = load_checkpoint(job["teacher"], device)
+        make_kd = lambda st: KDHooks(teacher, st, job["kd"], sample_input=torch.zeros(  # noqa: E731
+            1, 3, s["imgsz"][1], s["imgsz"][0], device=device))
+
+    def make_loader(epoch: int):
+        return build_loader(dataset, s["batch"], shuffle=True, seed=s["seed"], epoch=epoch, workers=s["workers"],
+                            rank=dist.rank, world_size=dist.world_size)
+
+    def save_student(model, path: Path, meta: dict) -> None:
+        save_checkpoint(model, path, num_ids=dataset.num_ids, meta={**meta, "arch": job["arch"], "imgsz": s["imgsz"],
+                                                                    "distilled_from": job["teacher"]})
+
+    trainer = Trainer(TrainSettings.from_dict(s), make_loader, student, criterion, out, device, dist,
+                      make_kd=make_kd, validate=make_validator(data, s, out) if dist.is_main else None,
+                      save_student=save_student, job=job)
+    if state is not None:
+        trainer.load_state_dict(state)
+        logger.info(f"resumed {out} after epoch {state['epoch'] + 1} (optimizer step {state['opt_step']})")
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "job.json").write_text(json.dumps(job, indent=2))
+    return trainer.fit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.resume:
+        state = load_training_state(Path(args.resume))
+        job = state["job"]
+        job["out"] = str(Path(args.resume))
+    else:
+        state, job = None, job_from_args(args)
+    results = run(job, args.device, state)
+    if results:
+        logger.info(f"done: {len(results)} epochs, weights in {Path(job['out']) / 'weights'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_entry(main)())

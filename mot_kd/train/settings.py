@@ -1,0 +1,42 @@
+"""Hyper-parameters: shipped defaults (configs/train/default.yaml) < --hyp file < flags < --set k=v."""
+from __future__ import annotations
+
+import yaml
+
+from mot_kd.config import load_yaml
+from mot_kd.errors import InputError
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["lr0=0.001", "imgsz=[320, 192]"]`` -> dict, values parsed as YAML scalars/lists."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {pair!r}: expected key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise InputError(f"--set {pair!r}: value is not valid YAML") from None
+    return out
+
+
+def resolve_settings(hyp: str | None, flags: dict, overrides: list[str]) -> dict:
+    defaults = load_yaml("default", "train")
+    settings = dict(defaults)
+    if hyp:
+        settings.update(load_yaml(hyp, "train"))
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    settings.update(parse_overrides(overrides))
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise InputError(f"unknown hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
+    imgsz = settings["imgsz"]
+    if not (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0
+                                                                      for v in imgsz)):
+        raise InputError(f"imgsz: expected two positive multiples of 32 (W H), got {imgsz!r}")
+    for key in ("epochs", "batch", "nbs", "val_interval", "max_bad_steps"):
+        if not isinstance(settings[key], int) or settings[key] < 1:
+            raise InputError(f"{key}: expected a positive integer, got {settings[key]!r}")
+    settings["imgsz"] = [int(v) for v in imgsz]
+    return settings
