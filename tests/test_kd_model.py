@@ -43,3 +43,12 @@ def test_real_models_default_taps_with_detection_loss():
     assert not any(k.startswith(("teacher", "_models")) for k in student.state_dict())
     kd.remove()
     assert all(len(m._forward_hooks) == 0 for m in list(student.modules()) + list(teacher.modules()))
+
+
+def test_bench_overhead_runs_and_reports_a_ratio(capsys):
+    from mot_kd.kd.bench_overhead import main
+
+    assert main(["--teacher", "yolov5n", "--student", "yolov5n", "--size", "64", "64", "--batch", "2",
+                 "--rounds", "1", "--threads", "1"]) == 0
+    ratio = float(capsys.readouterr().out.split("= ")[-1].split()[0])
+    assert ratio > 0
