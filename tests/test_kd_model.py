@@ -50,5 +50,5 @@ def test_bench_overhead_runs_and_reports_a_ratio(capsys):
 
     assert main(["--teacher", "yolov5n", "--student", "yolov5n", "--size", "64", "64", "--batch", "2",
                  "--rounds", "1", "--threads", "1"]) == 0
-    ratio = float(capsys.readouterr().out.split("= ")[-1].split()[0])
+    ratio = float(capsys.readouterr().out.split("forward)) = ")[-1].split()[0])
     assert ratio > 0
