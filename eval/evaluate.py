@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from eval.metrics import clear, hota, identity
 from eval.protocol import SequenceData, prepare
+from mot_kd.errors import InputError
 
 METRICS = {"HOTA": hota, "CLEAR": clear, "Identity": identity}
 #: Public key -> (TrackEval metric, field). Ratios are fractions in [0, 1]; array fields are alpha means.
@@ -54,7 +55,7 @@ def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", prepro
     sequences = list(sequences)
     names = [s.name for s in sequences]
     if len(set(names)) != len(names):
-        raise ValueError(f"duplicate sequence names in {names}")
+        raise InputError(f"duplicate sequence names in {names}")
     result = EvalResult(benchmark)
     all_counts = []
     for seq in tqdm(sequences, desc="evaluate", unit="seq", disable=not progress, leave=False):

@@ -17,7 +17,7 @@ from eval.protocol import SequenceData
 
 def _write_rows(path: Path, rows: np.ndarray, frame_shift: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = np.asarray(rows, dtype=float).reshape(-1, max(np.asarray(rows).shape[-1], 6) if len(rows) else 6)
+    rows = np.asarray(rows, dtype=float)
     lines = [",".join([str(int(r[0] - frame_shift)), str(int(r[1]))] + [repr(float(v)) for v in r[2:]])
              for r in rows]
     path.write_text("\n".join(lines) + ("\n" if lines else ""))
