@@ -221,17 +221,29 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(0)  # one OpenCV thread per worker: workers already run in parallel
 
 
+def epoch_order(length: int, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """This process's item order for an epoch: a (seed, epoch) permutation, padded to a multiple of
+    ``world_size`` by wrapping around (as DistributedSampler does) and strided by ``rank``."""
+    generator = torch.Generator()
+    generator.manual_seed(int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0]))
+    order = torch.randperm(length, generator=generator).tolist() if shuffle else list(range(length))
+    order += order[: (-length) % world_size]
+    return order[rank::world_size]
+
+
 def build_loader(dataset: MOTTrainDataset, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
-                 workers: int = 0, drop_last: bool = False) -> DataLoader:
+                 workers: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1) -> DataLoader:
     """A DataLoader whose order depends only on (seed, epoch) and whose items only on (dataset seed, epoch, index).
 
-    Build one per epoch (cheap; workers are not persistent) so a resumed run sees the same batches.
+    Build one per epoch (cheap; workers are not persistent) so a resumed run sees the same batches. Under
+    DistributedDataParallel each ``rank`` of ``world_size`` gets its own equal-sized shard of the epoch.
     """
     if batch_size < 1 or workers < 0:
         raise InputError(f"batch_size must be >= 1 and workers >= 0 (got {batch_size}, {workers})")
+    if not 0 <= rank < world_size:
+        raise InputError(f"rank {rank} is not in 0..{world_size - 1}")
     dataset.set_epoch(epoch)
-    generator = torch.Generator()
-    generator.manual_seed(int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0]))
-    return _Loader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
-                      generator=generator, worker_init_fn=_worker_init if workers else None,
-                      pin_memory=torch.cuda.is_available(), drop_last=drop_last)
+    order = epoch_order(len(dataset), shuffle, seed, epoch, rank, world_size)
+    return _Loader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, collate_fn=collate,
+                   worker_init_fn=_worker_init if workers else None, pin_memory=torch.cuda.is_available(),
+                   drop_last=drop_last)
