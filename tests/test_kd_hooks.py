@@ -292,3 +292,22 @@ def test_lazy_adapters_created_at_first_call_and_by_build():
     assert len(list(kd.parameters())) == 9
     other = KDHooks(teacher, student, dict(TOY_CFG, build_input_size=None), sample_input=IMAGES[:1])
     assert len(list(other.parameters())) == 9
+
+
+def test_shipped_configs_and_package_export():
+    from mot_kd import KDHooks as exported
+    from mot_kd.config import CONFIG_ROOT
+    from mot_kd.kd.settings import load_kd_config
+
+    assert exported is KDHooks
+    expected = {"default": {"erc", "key_feature", "pred_diff"}, "erc_only": {"erc"},
+                "key_feature_only": {"key_feature"}, "pred_diff_only": {"pred_diff"},
+                "features_only": {"erc", "key_feature"}}
+    shipped = {p.stem for p in (CONFIG_ROOT / "kd").glob("*.yaml")}
+    assert shipped == set(expected)
+    for name, losses in expected.items():
+        cfg = load_kd_config(name)
+        assert {n for n, c in cfg["losses"].items() if c["enabled"]} == losses
+    teacher, student = models()
+    kd = KDHooks(teacher, student, dict(TOY_CFG, losses={"erc": {"enabled": False}}))
+    assert "embedding" not in kd.student_taps and len(student.embedding._forward_hooks) == 0
