@@ -311,3 +311,19 @@ def test_shipped_configs_and_package_export():
     teacher, student = models()
     kd = KDHooks(teacher, student, dict(TOY_CFG, losses={"erc": {"enabled": False}}))
     assert "embedding" not in kd.student_taps and len(student.embedding._forward_hooks) == 0
+
+
+def test_taps_found_under_a_ddp_style_wrapper():
+    class Wrapper(nn.Module):  # same naming as DistributedDataParallel / DataParallel: .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x)
+
+    teacher, student = models()
+    wrapped = Wrapper(student).train()
+    kd = KDHooks(teacher, wrapped, TOY_CFG)
+    loss, _ = step(kd, wrapped)
+    assert torch.isfinite(loss) and len(student.neck["p3"]._forward_hooks) == 1

@@ -55,7 +55,8 @@ class KDHooks(nn.Module):
         groups = sorted({g for n in self.active for g in TAP_GROUPS[n]})
         self.student_taps = {g: self.cfg["taps"][g] for g in groups}
         self.teacher_taps = {g: self.cfg["teacher_taps"][g] for g in groups}
-        self._teacher_state = ([(m, m.training) for m in teacher.modules()], {n: p.requires_grad for n, p in teacher.named_parameters()},
+        self._teacher_state = ([(m, m.training) for m in teacher.modules()],
+                               {n: p.requires_grad for n, p in teacher.named_parameters()},
                                next(teacher.parameters(), torch.empty(0)).device)
         self.student_recorder = TapRecorder(student, [n for v in self.student_taps.values() for n in v],
                                             "student", training_only=True)

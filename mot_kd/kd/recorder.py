@@ -29,10 +29,11 @@ def find_modules(model: nn.Module, names: list[str], role: str) -> dict[str, nn.
     available = [n for n in modules if n]
     found = {}
     for name in names:
-        if name not in modules or not name:
+        key = name if name in modules else f"module.{name}"  # the same names work under a DDP wrapper
+        if not name or key not in modules:
             raise InputError(f"{role} tap '{name}': no module with this name in {type(model).__name__}; "
                              f"available (closest first): {closest_names(name, available)}")
-        found[name] = modules[name]
+        found[name] = modules[key]
     return found
 
 
