@@ -93,3 +93,5 @@ def test_model_from_yaml_path(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(InputError, match="outputs"):
         build_model(path)
+    with pytest.raises(InputError, match="no such model YAML"):
+        build_model(tmp_path / "yolov5s.yaml")

@@ -52,7 +52,7 @@ class DetectionHead(nn.Module):
     def decode(self, box: list[torch.Tensor], cls: list[torch.Tensor]) -> torch.Tensor:
         """(B, 4 + nc, A): xywh boxes in input pixels and class probabilities, ultralytics' inference layout."""
         b = box[0].shape[0]
-        anchors, strides = (t.transpose(0, 1) for t in make_anchors(box, self.detect.stride, 0.5))
+        anchors, strides = (t.transpose(0, 1) for t in make_anchors(box, self.detect.stride.tolist(), 0.5))
         dist = self.detect.dfl(torch.cat([x.view(b, x.shape[1], -1) for x in box], 2))
         xywh = dist2bbox(dist, anchors.unsqueeze(0), xywh=True, dim=1) * strides
         scores = torch.cat([x.view(b, x.shape[1], -1) for x in cls], 2).sigmoid()

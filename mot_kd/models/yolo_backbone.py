@@ -36,20 +36,11 @@ def resolve_model_cfg(name: str | Path | dict, scale: str | None = None) -> tupl
     if isinstance(name, dict):
         cfg = copy.deepcopy(name)
     else:
-        shipped = CONFIG_ROOT / "models"
         try:
-            resolve_config(name, "models")
-            cfg = load_yaml(name, "models")
+            path = resolve_config(name, "models")
         except InputError:
-            match = _SCALED_NAME.fullmatch(Path(str(name)).stem)
-            if not match or not (shipped / f"{match['base']}{match['rest']}.yaml").is_file():
-                available = sorted(p.stem for p in shipped.glob("*.yaml"))
-                raise InputError(f"model {name!r}: not a model YAML file nor a shipped model; shipped: "
-                                 f"{', '.join(available)} (scales n/s/m/l/x, e.g. yolov5s, yolov5s-ghost)") from None
-            cfg = load_yaml(f"{match['base']}{match['rest']}", "models")
-            if scale is not None and scale != match["scale"]:
-                raise InputError(f"model {name!r}: scale {scale!r} contradicts the name's scale {match['scale']!r}")
-            scale = match["scale"]
+            path, scale = _scaled_config(str(name), scale)
+        cfg = load_yaml(path, "models")
     _check_cfg(cfg, name)
     scales = cfg.get("scales")
     if scales:
@@ -59,6 +50,22 @@ def resolve_model_cfg(name: str | Path | dict, scale: str | None = None) -> tupl
     elif scale is not None:
         raise InputError(f"model {name!r}: scale {scale!r} given but the config has no scales table")
     return cfg, scale
+
+
+def _scaled_config(name: str, scale: str | None) -> tuple[Path, str]:
+    """``yolov5s-ghost`` -> (configs/models/yolov5-ghost.yaml, "s"), else InputError listing shipped models."""
+    shipped = CONFIG_ROOT / "models"
+    if Path(name).suffix in (".yaml", ".yml") and Path(name).parent != Path("."):
+        raise InputError(f"{name}: no such model YAML file")
+    match = _SCALED_NAME.fullmatch(Path(name).stem)
+    path = shipped / f"{match['base']}{match['rest']}.yaml" if match else None
+    if path is None or not path.is_file():
+        available = sorted(p.stem for p in shipped.glob("*.yaml"))
+        raise InputError(f"model {name!r}: not a model YAML file nor a shipped model; shipped: "
+                         f"{', '.join(available)} (scales n/s/m/l/x, e.g. yolov5s, yolov5s-ghost)")
+    if scale is not None and scale != match["scale"]:
+        raise InputError(f"model {name!r}: scale {scale!r} contradicts the name's scale {match['scale']!r}")
+    return path, match["scale"]
 
 
 def _check_cfg(cfg: dict, name) -> None:
@@ -130,12 +137,14 @@ def build_trunk(cfg: dict, scale: str | None, in_channels: int = 3) -> tuple[Bac
 @torch.no_grad()
 def _output_channels(backbone: Backbone, neck: PanNeck, in_channels: int) -> list[int]:
     """Channels of P3/P4/P5 from one tiny forward (robust to any row layout); also checks strides 8/16/32."""
-    was = backbone.training
-    backbone.eval(), neck.eval()
+    was_training = backbone.training
+    backbone.eval()
+    neck.eval()
     try:
         feats = neck(backbone(torch.zeros(1, in_channels, 64, 64)))
     finally:
-        backbone.train(was), neck.train(was)
+        backbone.train(was_training)
+        neck.train(was_training)
     strides = [64 // f.shape[-1] for f in feats]
     if strides != [8, 16, 32]:
         raise InputError(f"model config: outputs have strides {strides}, expected [8, 16, 32]")
