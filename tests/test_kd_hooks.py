@@ -225,14 +225,18 @@ def test_missing_tap_lists_closest_names_first():
 
 def test_mismatched_strides_and_channels_are_clear_errors():
     teacher, student = models()
+    t_before, s_before = snapshot(teacher), snapshot(student)
     cfg = {"teacher_taps": {"neck": ["neck.p4", "neck.p4", "neck.p5"]}, "reg_max": 4}
     with pytest.raises(InputError, match=r"'neck.p3' \(student \(8, 8\)\) and 'neck.p4' \(teacher \(4, 4\)\): spatial"):
         KDHooks(teacher, student, cfg)
+    assert same(snapshot(teacher), t_before) and same(snapshot(student), s_before)  # failed build undone
     with pytest.raises(InputError, match="4 \\* reg_max = 64"):
         KDHooks(teacher, student)  # toys use reg_max 4, default config says 16
     torch.manual_seed(0)
     with pytest.raises(InputError, match="head outputs must match"):
         KDHooks(ToyTracker(nc=2), ToyTracker(nc=1), TOY_CFG)
+    with pytest.raises(InputError, match=r"dry run on a \(1, 4, 64, 64\) input failed \(.*sample_input="):
+        KDHooks(teacher, student, TOY_CFG, sample_input=torch.zeros(1, 4, 64, 64))  # wrong channel count
 
 
 def test_bad_arguments():
@@ -327,3 +331,13 @@ def test_taps_found_under_a_ddp_style_wrapper():
     kd = KDHooks(teacher, wrapped, TOY_CFG)
     loss, _ = step(kd, wrapped)
     assert torch.isfinite(loss) and len(student.neck["p3"]._forward_hooks) == 1
+
+
+def test_deepcopy_of_hooked_student_does_not_record():
+    teacher, student = models()
+    kd = KDHooks(teacher, student, TOY_CFG)
+    ema = copy.deepcopy(student).train()  # e.g. an EMA copy made after KDHooks: it carries the hooks along
+    ema(IMAGES)
+    assert kd.student_recorder.records == {}
+    loss, _ = step(kd, student)
+    assert torch.isfinite(loss)

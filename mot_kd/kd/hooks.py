@@ -73,7 +73,11 @@ class KDHooks(nn.Module):
             if sample_input is None:
                 device = next(student.parameters(), torch.empty(0)).device
                 sample_input = torch.zeros(1, 3, *size, device=device)
-            self.build(sample_input)
+            try:
+                self.build(sample_input)
+            except Exception:
+                self.remove()  # a failed construction leaves both models as they were
+                raise
 
     @property
     def teacher(self) -> nn.Module:
@@ -97,17 +101,17 @@ class KDHooks(nn.Module):
         self.student_recorder.forced = True
         try:
             student(sample_input)
+            teacher_taps = self._run_teacher(sample_input)
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"KDHooks dry run: student failed on a {tuple(sample_input.shape)} input ({exc}); "
-                             "pass sample_input= with a valid batch or set build_input_size") from exc
+            raise InputError(f"KDHooks dry run on a {tuple(sample_input.shape)} input failed ({exc}); pass "
+                             "sample_input= with a valid batch or set build_input_size in the KD config") from exc
         finally:
             self.student_recorder.forced = False
             for module, training in modes:
                 module.training = training
         student_taps = self.student_recorder.take(self._flat(self.student_taps))
-        teacher_taps = self._run_teacher(sample_input)
         self._check_shapes(student_taps, teacher_taps, sample_input.shape[0])
         for s_name, t_name in zip(self.student_taps.get("neck", []), self.teacher_taps.get("neck", [])):
             self.connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],

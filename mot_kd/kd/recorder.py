@@ -51,12 +51,12 @@ class TapRecorder:
         self.armed = False
         self.forced = False
         self.records: dict[str, torch.Tensor] = {}
-        self._handles = [module.register_forward_hook(self._hook_for(name))
+        self._handles = [module.register_forward_hook(self._hook_for(name, module))
                          for name, module in find_modules(model, list(dict.fromkeys(names)), role).items()]
 
-    def _hook_for(self, name: str):
+    def _hook_for(self, name: str, owner: nn.Module):
         def hook(module: nn.Module, args, output) -> None:
-            if not self._should_record(module):
+            if module is not owner or not self._should_record(module):  # deepcopies (EMA) share the hook
                 return
             if not isinstance(output, torch.Tensor):
                 raise InputError(f"{self.role} tap '{name}': module output is {type(output).__name__}, "
