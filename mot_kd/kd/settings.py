@@ -25,7 +25,7 @@ def _merge(base: dict, update: dict, where: str) -> dict:
             close = difflib.get_close_matches(str(key), list(base), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f"; valid keys: {', '.join(base)}"
             raise InputError(f"{where}: unknown key '{key}'{hint}")
-        if isinstance(base[key], dict) and base[key] and key != "teacher_taps":
+        if isinstance(base[key], dict) and base[key]:  # nested sections merge; teacher_taps ({}) is replaced
             if not isinstance(value, dict):
                 raise InputError(f"{where}.{key}: expected a mapping, got {type(value).__name__}")
             merged[key] = _merge(base[key], value, f"{where}.{key}")
