@@ -266,6 +266,10 @@ def test_schedule_and_weights():
     _, ramp = step(kd, student, epoch=3)
     _, late = step(kd, student, epoch=5)
     assert float(early["erc"]) == 0 and float(late["key_feature"]) == 0
+    student(IMAGES)
+    idle, _ = kd(IMAGES, TARGETS, epoch=5)
+    idle.backward()  # adapters still get (zero) gradients while key_feature is off: DDP-safe
+    assert all(p.grad is not None and p.grad.abs().sum() == 0 for p in kd.connectors.parameters())
     assert torch.allclose(ramp["erc"], 0.5 * full["erc"], rtol=1e-5)
     assert torch.allclose(late["erc"], full["erc"]) and torch.allclose(early["key_feature"], full["key_feature"])
     plain = KDHooks(teacher, student, TOY_CFG)

@@ -164,7 +164,8 @@ class KDHooks(nn.Module):
         targets = check_targets(targets, images.shape[0]).to(images.device)
         factors = {n: schedule_factor(self.cfg["losses"][n], epoch) for n in self.active}
         if not any(factors.values()):
-            return images.new_zeros((), dtype=torch.float32), {n: images.new_zeros(()) for n in self.active}
+            zero = images.new_zeros((), dtype=torch.float32)
+            return self._with_idle_adapters(zero), {n: zero for n in self.active}
         teacher = self._run_teacher(images)
         self._check_shapes(student, teacher, images.shape[0])
         parts = {}
@@ -178,11 +179,18 @@ class KDHooks(nn.Module):
                 parts[name] = factors[name] * self.cfg["losses"][name]["weight"] * self._loss(
                     name, s_taps, t_taps, targets, images.shape[2:])
         total = torch.stack(list(parts.values())).sum()
+        if factors.get("key_feature", 0) == 0:
+            total = self._with_idle_adapters(total)
         return total, {n: v.detach() for n, v in parts.items()}
 
+    def _with_idle_adapters(self, total: torch.Tensor) -> torch.Tensor:
+        """Add 0 * adapters so they stay in the graph while their loss is scheduled off (DDP needs every
+        registered parameter to receive a gradient each step)."""
+        params = list(self.connectors.parameters())
+        return total + 0.0 * sum(p.sum() for p in params) if params else total
+
     def _loss(self, name: str, student: dict, teacher: dict, targets: torch.Tensor, image_size) -> torch.Tensor:
-        cfg = {k: v for k, v in self.cfg["losses"][name].items()
-               if k not in SCHEDULE_KEYS}
+        cfg = {k: v for k, v in self.cfg["losses"][name].items() if k not in SCHEDULE_KEYS}
         if name == "erc":
             return erc_loss(teacher["embedding"][0], student["embedding"][0], targets, **cfg)
         if name == "key_feature":
