@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from mot_kd.errors import InputError, cli_entry
+from mot_kd.errors import cli_entry
 from mot_kd.models.jde_model import JDEModel, build_model
 from mot_kd.models.predict import check_imgsz
 
