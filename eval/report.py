@@ -28,12 +28,13 @@ def format_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def to_json_dict(result: EvalResult, protocol: dict) -> dict:
-    return {"combined": result.combined, "sequences": result.sequences, "protocol": protocol}
+def to_json_dict(result: EvalResult, protocol: dict, extra: dict | None = None) -> dict:
+    return {"combined": result.combined, "sequences": result.sequences, "protocol": protocol, **(extra or {})}
 
 
-def write_json(path: str | Path, result: EvalResult, protocol: dict) -> None:
-    atomic_write_text(path, json.dumps(to_json_dict(result, protocol), indent=2) + "\n")
+def write_json(path: str | Path, result: EvalResult, protocol: dict, extra: dict | None = None) -> None:
+    """``extra`` adds top-level keys (``fps`` and ``speed`` in ``--weights`` mode)."""
+    atomic_write_text(path, json.dumps(to_json_dict(result, protocol, extra), indent=2) + "\n")
 
 
 def write_csv(path: str | Path, result: EvalResult) -> None:

@@ -1,4 +1,7 @@
 """Knowledge distillation for one-shot trackers: :class:`KDHooks` and the three MOT distillation losses."""
+from mot_kd.utils.cpu import flush_denormals
 from mot_kd.kd.hooks import KDHooks
 
 __all__ = ["KDHooks"]
+
+flush_denormals()

@@ -2,8 +2,11 @@
 
 Tap names for distillation and the output/target contracts are documented in docs/models.md.
 """
+from mot_kd.utils.cpu import flush_denormals
 from mot_kd.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from mot_kd.models.jde_model import JDEModel, build_model
 from mot_kd.models.loss import JDELoss
 
 __all__ = ["JDEModel", "JDELoss", "build_model", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+
+flush_denormals()

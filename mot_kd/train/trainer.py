@@ -45,7 +45,7 @@ class TrainStep(nn.Module):
         parts = dict(parts)
         if self.kd is not None:
             kd_loss, kd_parts = self.kd(images, targets, epoch=epoch)
-            loss = loss + kd_loss
+            loss = loss + kd_loss * images.shape[0]  # JDELoss sums over images (ultralytics); KD is a batch mean
             parts.update({f"kd_{k}" if not k.startswith("kd") else k: v for k, v in kd_parts.items()})
         return loss, parts
 
@@ -171,15 +171,20 @@ class Trainer:
             images = images.to(self.device, non_blocking=True)
             targets = targets.to(self.device, non_blocking=True)
             self.schedule.apply(self.optimizer, self.opt_step)
-            with torch.autocast(self.device.type, enabled=self.use_amp):
-                loss, parts = self.step_module(images, targets, epoch)
+            try:
+                with torch.autocast(self.device.type, enabled=self.use_amp):
+                    loss, parts = self.step_module(images, targets, epoch)
+            except torch.OutOfMemoryError:
+                raise TrainingAborted(f"out of memory at batch size {self.s.batch} and input {tuple(images.shape[2:])} "
+                                      f"(H, W): lower --batch (nbs={self.s.nbs} keeps the optimizer step size) "
+                                      "or --imgsz") from None
             if not torch.isfinite(loss):
                 bad_in_row += 1
-                logger.warning("epoch {} batch {}: non-finite loss ({}), batch skipped", epoch + 1, i, float(loss))
+                logger.warning("epoch {} batch {}: non-finite loss ({}), batch skipped", epoch + 1, i,
+                               float(loss.detach()))
                 if bad_in_row >= self.s.max_bad_steps:
                     raise TrainingAborted(f"training aborted: {bad_in_row} non-finite losses in a row (epoch {epoch + 1}, "
                                           f"batch {i}); lower lr0, check the data, or raise max_bad_steps")
-                self.optimizer.zero_grad(set_to_none=True)
                 continue
             bad_in_row = 0
             self.scaler.scale(loss / self.accumulate).backward()
