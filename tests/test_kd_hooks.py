@@ -16,13 +16,6 @@ IMAGES = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
 TARGETS = make_targets()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared cores (10x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def frozen_bn(model: nn.Module) -> nn.Module:

@@ -1,7 +1,6 @@
 """The three MOT distillation losses and the gt masks on hand-made cases: values, directions, invariances."""
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -9,12 +8,6 @@ from mot_kd.kd.losses import erc_loss, key_feature_loss, pred_diff_loss
 from mot_kd.kd.masks import box_masks, centre_cells
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rows(*boxes):

@@ -1,7 +1,6 @@
 """KDHooks on mot_kd's own joint detector-embedder with the default tap names, as the trainer uses it."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 from mot_kd.kd import KDHooks
@@ -9,12 +8,6 @@ from mot_kd.models import JDELoss, build_model
 from test_kd_toys import make_targets
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_real_models_default_taps_with_detection_loss():
