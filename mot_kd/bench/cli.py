@@ -1,0 +1,82 @@
+"""``python -m mot_kd.bench --preset smoke|cpu|gpu|PRESET.yaml --out runs/bench``: the KD benchmark.
+
+Trains a teacher once, then every student x configuration (no KD, all three losses, ablations) x seed on a
+synthetic train set, chooses best.pt on a separate tune set, evaluates every final model once on a separate
+val set, and writes ``OUT/kd_bench.json``, ``kd_bench.md`` and ``kd_bench.png``. Like ``mot_kd.demo`` this is
+a composition root (trainer + tracker + evaluator). Every run is cached in ``OUT/runs/``: run the same
+command again to resume after an interruption.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from mot_kd.bench.data import prepare_data
+from mot_kd.bench.presets import load_preset
+from mot_kd.bench.report import build_report, format_markdown, write_report
+from mot_kd.bench.runner import Runner, plan_runs
+from mot_kd.bench.tune import load_tuning, tune_specs, tuned_overrides, write_tuning
+from mot_kd.errors import InputError, cli_entry
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m mot_kd.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", required=True, help="smoke, cpu, gpu (configs/bench/) or a preset YAML")
+    p.add_argument("--out", default="runs/bench", help="output folder: data, cached runs and the report")
+    p.add_argument("--device", help="cpu, 0 or auto (default: the preset's device)")
+    p.add_argument("--tune", action="store_true",
+                   help="first train the preset's tuning grid and choose KD weights on the tune set (OUT/tuning.json)")
+    p.add_argument("--plan", action="store_true", help="print the runs and the estimated duration, then stop")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report from the cached runs; train nothing")
+    args = p.parse_args(argv)
+    if args.report_only and (args.tune or args.plan):
+        raise InputError("--report-only trains nothing: drop --tune/--plan")
+    return args
+
+
+def report(preset, out: Path, tuning: dict | None) -> dict:
+    runs = plan_runs(preset, out, tuned_overrides(tuning))
+    records = [Runner.read_record(r) for r in runs if r.done]
+    if not records:
+        raise InputError(f"--out {out}: no finished runs of preset {preset.name} to report")
+    result = build_report(preset, records, len(runs), tuning)
+    paths = write_report(result, out)
+    print(format_markdown(result))
+    logger.info(f"wrote {paths['json']}, {paths['md']} and {paths['png']}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    preset, out, start = load_preset(args.preset), Path(args.out).absolute(), time.perf_counter()
+    if args.report_only:
+        report(preset, out, load_tuning(out))
+        return 0
+    runner = Runner(preset, out, args.device)
+    tuning = load_tuning(out)
+    if args.tune:
+        specs = tune_specs(preset, out)
+        print(runner.plan_text(specs).replace("bench plan", "tuning plan"), flush=True)
+    runs = plan_runs(preset, out, tuned_overrides(tuning))
+    if not args.tune or tuning is not None:  # with a fresh --tune the KD runs depend on its outcome
+        print(runner.plan_text(runs), flush=True)
+    if args.plan:
+        return 0
+    prepare_data(preset, out)
+    if args.tune:
+        tuning = write_tuning(preset, out, runner.execute(specs))
+        logger.info(f"tuning: chose {tuning['chosen']} {tuning['chosen_overrides']} on the tune set")
+        runs = plan_runs(preset, out, tuned_overrides(tuning))
+        print(runner.plan_text(runs), flush=True)
+    runner.execute(runs)
+    report(preset, out, tuning)
+    logger.info(f"bench finished in {(time.perf_counter() - start) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_entry(main)())

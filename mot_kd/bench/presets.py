@@ -1,0 +1,165 @@
+"""Bench presets (``configs/bench/<name>.yaml``): data, models, configurations, seeds, tuning grid, cost model.
+
+Why a strict schema: a preset defines hours of compute; a typo must stop the bench before it starts, with
+a message naming the preset file and the key, never run the wrong experiment silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mot_kd.config import load_yaml, resolve_config
+from mot_kd.data.synthetic_render import SceneConfig
+from mot_kd.errors import InputError
+
+# Student configuration name -> KD config shipped in configs/kd/ (None: trained without KD).
+CONFIGURATIONS = {
+    "none": None,
+    "all": "default",
+    "erc": "erc_only",
+    "key_feature": "key_feature_only",
+    "pred_diff": "pred_diff_only",
+    "no_erc": "no_erc",
+    "no_key_feature": "no_key_feature",
+    "no_pred_diff": "no_pred_diff",
+}
+METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
+SETS = ("train", "tune", "val")
+_KEYS = {"description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "configurations", "seeds",
+         "kd", "tune", "cost", "device"}
+_REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "configurations", "seeds", "cost"}
+_SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    path: Path
+    data: dict  # {width, height, frames, scene: {...}, train|tune|val: {seqs, seed}}
+    hyp: dict  # merged over configs/train/default.yaml by the trainer
+    eval: dict  # {conf, iou, tracker}
+    teacher: dict  # {model, epochs, seed}
+    students: tuple[str, ...]
+    student_epochs: int
+    configurations: tuple[str, ...]
+    seeds: tuple[int, ...]
+    kd: dict  # merged over every KD configuration (before tuned values)
+    tune: dict | None  # {student, seed, select_by, grid: {point: overrides}}
+    cost: dict  # {train_step_s: {arch: s}, teacher_forward_s, track_fps: {arch: fps}}
+    device: str
+
+    @property
+    def imgsz(self) -> tuple[int, int]:
+        return tuple(self.hyp["imgsz"])
+
+    def sequence_names(self, which: str) -> list[str]:
+        """Sequence folder names of one set: TRAIN-01.., TUNE-01.., VAL-01.. (one data root holds all three)."""
+        return [f"{which.upper()}-{i:02d}" for i in range(1, self.data[which]["seqs"] + 1)]
+
+
+def _int(value, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _mapping(value, where: str, keys: set[str] | None = None, required: set[str] = frozenset()) -> dict:
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: expected a mapping, got {value!r}")
+    if keys is not None and set(value) - keys:
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(set(value) - keys))}; known: "
+                         f"{', '.join(sorted(keys))}")
+    missing = sorted(required - set(value))
+    if missing:
+        raise InputError(f"{where}: missing key(s) {', '.join(missing)}")
+    return dict(value)
+
+
+def _positive_numbers(value, where: str) -> dict:
+    table = _mapping(value, where)
+    for key, number in table.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
+            raise InputError(f"{where}.{key}: expected a positive number, got {number!r}")
+    return table
+
+
+def _data(value, where: str) -> dict:
+    data = _mapping(value, where, {"width", "height", "frames", "scene", *SETS}, {"width", "height", "frames", *SETS})
+    for key in ("width", "height", "frames"):
+        _int(data[key], f"{where}.{key}")
+    data["scene"] = _mapping(data.get("scene", {}), f"{where}.scene", _SCENE_KEYS)
+    try:
+        SceneConfig(width=data["width"], height=data["height"], frames=data["frames"], **data["scene"]).validate()
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    seeds = []
+    for which in SETS:
+        part = _mapping(data[which], f"{where}.{which}", {"seqs", "seed"}, {"seqs", "seed"})
+        _int(part["seqs"], f"{where}.{which}.seqs")
+        seeds.append(_int(part["seed"], f"{where}.{which}.seed", 0))
+        data[which] = part
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"{where}: train, tune and val need different seeds (different people), got {seeds}")
+    return data
+
+
+def _tune(value, where: str, students: tuple[str, ...]) -> dict | None:
+    if value is None:
+        return None
+    tune = _mapping(value, where, {"student", "seed", "select_by", "grid"}, {"student", "grid"})
+    if tune["student"] not in students:
+        raise InputError(f"{where}.student: {tune['student']!r} is not one of the preset's students {list(students)}")
+    tune["seed"] = _int(tune.get("seed", 0), f"{where}.seed", 0)
+    select_by = tune.get("select_by", ["IDF1", "MOTA"])
+    if not isinstance(select_by, list) or not select_by or set(select_by) - {"IDF1", "MOTA", "HOTA"}:
+        raise InputError(f"{where}.select_by: expected a list from IDF1, MOTA, HOTA, got {select_by!r}")
+    tune["select_by"] = list(select_by)
+    grid = _mapping(tune["grid"], f"{where}.grid")
+    if not grid:
+        raise InputError(f"{where}.grid: needs at least one point")
+    for point, overrides in grid.items():
+        _mapping(overrides if overrides is not None else {}, f"{where}.grid.{point}", {"losses"})
+        grid[point] = overrides or {}
+    tune["grid"] = grid
+    return tune
+
+
+def load_preset(name_or_path: str | Path) -> Preset:
+    """Load and check a preset: a name shipped in ``configs/bench/`` (smoke, cpu, gpu) or a YAML path."""
+    path = resolve_config(name_or_path, "bench")
+    raw = _mapping(load_yaml(path, "bench"), str(path), _KEYS, _REQUIRED)
+    where = str(path)
+    students = raw["students"]
+    if not isinstance(students, list) or not students or not all(isinstance(s, str) for s in students):
+        raise InputError(f"{where}: students: expected a list of architecture names, got {students!r}")
+    configurations = raw["configurations"]
+    if not isinstance(configurations, list) or "none" not in configurations or len(configurations) < 2:
+        raise InputError(f"{where}: configurations: expected a list holding 'none' and at least one KD configuration")
+    unknown = sorted(set(configurations) - set(CONFIGURATIONS))
+    if unknown:
+        raise InputError(f"{where}: configurations: unknown {', '.join(unknown)}; known: {', '.join(CONFIGURATIONS)}")
+    seeds = raw["seeds"]
+    if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds):
+        raise InputError(f"{where}: seeds: expected a list of distinct integers, got {seeds!r}")
+    teacher = _mapping(raw["teacher"], f"{where}: teacher", {"model", "epochs", "seed"}, {"model", "epochs"})
+    _int(teacher["epochs"], f"{where}: teacher.epochs")
+    teacher["seed"] = _int(teacher.get("seed", 0), f"{where}: teacher.seed", 0)
+    hyp = _mapping(raw["hyp"], f"{where}: hyp", required={"imgsz"})
+    if "epochs" in hyp or "seed" in hyp:
+        raise InputError(f"{where}: hyp: set epochs with teacher.epochs/student_epochs and seeds with seeds:, not in hyp")
+    cost = _mapping(raw["cost"], f"{where}: cost", {"train_step_s", "teacher_forward_s", "track_fps"},
+                    {"train_step_s", "teacher_forward_s", "track_fps"})
+    cost["train_step_s"] = _positive_numbers(cost["train_step_s"], f"{where}: cost.train_step_s")
+    cost["track_fps"] = _positive_numbers(cost["track_fps"], f"{where}: cost.track_fps")
+    _positive_numbers({"teacher_forward_s": cost["teacher_forward_s"]}, f"{where}: cost")
+    for arch in (teacher["model"], *students):
+        for table in ("train_step_s", "track_fps"):
+            if arch not in cost[table]:
+                raise InputError(f"{where}: cost.{table}: no entry for {arch} (needed for the time estimate)")
+    return Preset(
+        name=path.stem, path=path, data=_data(raw["data"], f"{where}: data"), hyp=hyp,
+        eval=_mapping(raw.get("eval", {}), f"{where}: eval", {"conf", "iou", "tracker"}), teacher=teacher,
+        students=tuple(students), student_epochs=_int(raw["student_epochs"], f"{where}: student_epochs"),
+        configurations=tuple(configurations), seeds=tuple(_int(s, f"{where}: seeds", 0) for s in seeds),
+        kd=_mapping(raw.get("kd", {}), f"{where}: kd"), tune=_tune(raw.get("tune"), f"{where}: tune", tuple(students)),
+        cost=cost, device=str(raw.get("device", "auto")))

@@ -1,0 +1,185 @@
+"""The bench report: mean ± std per configuration, gap closed by KD, and the JSON / markdown / PNG files.
+
+Everything is computed from the cached runs' eval records only (date and machine included), so
+``--report-only`` rebuilds the same JSON byte for byte.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mot_kd.bench.presets import METRICS, Preset  # noqa: E402
+from mot_kd.utils.io import atomic_path, atomic_write_text  # noqa: E402
+
+GAP_METRICS = ("IDF1", "MOTA", "MT", "HOTA")
+CARD = ("params_M", "GFLOPs", "FPS")
+PLOT_METRICS = ("IDF1", "MOTA", "HOTA")
+LABELS = {"none": "no KD", "all": "ERC + key-feature + pred-diff", "erc": "ERC only", "key_feature": "key-feature only",
+          "pred_diff": "pred-diff only", "no_erc": "all but ERC", "no_key_feature": "all but key-feature",
+          "no_pred_diff": "all but pred-diff"}
+GAP_NOTE = ("gap_closed = (mean KD student - mean student) / (mean teacher - mean student) per metric; null where "
+            "teacher and student means are equal (gap 0: the ratio is undefined)")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0.0 for a single run)."""
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def gap_closed(teacher: float, student: float, kd: float) -> float | None:
+    """Fraction of the teacher-student gap the KD student closes; None when the gap is 0 or a value is NaN."""
+    gap = teacher - student
+    if not all(math.isfinite(v) for v in (teacher, student, kd)) or abs(gap) < 1e-12:
+        return None
+    return (kd - student) / gap
+
+
+def group_key(record: dict) -> str:
+    return "teacher" if record["role"] == "teacher" else f"{record['arch']}/{record['configuration']}"
+
+
+def aggregate(records: list[dict]) -> dict[str, dict]:
+    """Per configuration (teacher, ``<student>/<configuration>``): runs, seeds, mean and std of each metric."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(group_key(record), []).append(record)
+    out = {}
+    for key, members in groups.items():
+        stats = {m: mean_std([r[m] for r in members]) for m in (*METRICS, *CARD)}
+        out[key] = {"arch": members[0]["arch"], "configuration": members[0]["configuration"], "n": len(members),
+                    "seeds": sorted(r["seed"] for r in members), "mean": {m: s[0] for m, s in stats.items()},
+                    "std": {m: s[1] for m, s in stats.items()}}
+    return out
+
+
+def gaps(groups: dict[str, dict]) -> dict[str, dict]:
+    """``{student: {configuration: {metric: gap closed or None}}}`` for every KD configuration."""
+    if "teacher" not in groups:
+        return {}
+    teacher = groups["teacher"]["mean"]
+    out: dict[str, dict] = {}
+    for key, group in groups.items():
+        base = groups.get(f"{group['arch']}/none")
+        if key == "teacher" or group["configuration"] == "none" or base is None:
+            continue
+        out.setdefault(group["arch"], {})[group["configuration"]] = {
+            m: gap_closed(teacher[m], base["mean"][m], group["mean"][m]) for m in GAP_METRICS}
+    return out
+
+
+def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict | None) -> dict:
+    groups = aggregate(records)
+    d = preset.data
+    return {
+        "preset": preset.name, "preset_file": f"configs/bench/{preset.path.name}",
+        "machine": "; ".join(sorted({r["machine"] for r in records})),
+        "date": max((r["finished"] for r in records), default=None),
+        "runs_done": len(records), "runs_planned": planned,
+        "compute_h": sum(r["train_s"] + r["eval_s"] for r in records) / 3600,
+        "data": {"size": [d["width"], d["height"]], "frames_per_sequence": d["frames"], "scene": d["scene"],
+                 **{which: {**d[which], "sequences": preset.sequence_names(which)} for which in ("train", "tune", "val")}},
+        "protocol": "train on the train set; the tune set chooses best.pt (validation every epoch) and the KD "
+                    "weights (--tune); every final model is evaluated once on the val set (full split); same seed "
+                    "=> same data order, schedule and augmentation for every configuration",
+        "imgsz": list(preset.imgsz),
+        "tuning": tuning_statement(preset, tuning),
+        "configurations": groups, "gap_closed": gaps(groups), "gap_closed_note": GAP_NOTE,
+        "runs": records,
+    }
+
+
+def tuning_statement(preset: Preset, tuning: dict | None) -> dict:
+    if tuning is None:
+        return {"tuned": False, "what": "nothing tuned: KD weights/temperatures are configs/kd/default.yaml merged "
+                                        f"with the preset's kd section {preset.kd}"}
+    return {"tuned": True, "what": tuning["tuned"], "on": tuning["tuned_on"], "chosen": tuning["chosen"],
+            "chosen_overrides": tuning["chosen_overrides"], "select_by": tuning["select_by"]}
+
+
+def _cell(group: dict, metric: str) -> str:
+    mean, std = group["mean"][metric], group["std"][metric]
+    if metric in ("MT", "IDSW"):
+        return f"{mean:.1f} ± {std:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def format_markdown(report: dict) -> str:
+    groups = report["configurations"]
+    lines = [f"# KD benchmark: preset `{report['preset']}`", "",
+             f"Measured on {report['machine']}, {report['date']}, preset `{report['preset']}` "
+             f"({report['preset_file']}), input {report['imgsz'][0]}x{report['imgsz'][1]}; "
+             f"{report['runs_done']}/{report['runs_planned']} runs. Mean ± std over seeds (n runs); IDF1, MOTA, "
+             "HOTA in %, MT and IDSW counts; evaluated once on the val set "
+             f"({', '.join(report['data']['val']['sequences'])}, people never seen in training or tuning).", "",
+             "| model | KD | n | params (M) | GFLOPs | FPS | IDF1 | MOTA | MT | HOTA | IDSW |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, g in groups.items():
+        model = f"teacher {g['arch']}" if key == "teacher" else f"student {g['arch']}"
+        kd = "-" if key == "teacher" else LABELS[g["configuration"]]
+        m = g["mean"]
+        lines.append(f"| {model} | {kd} | {g['n']} | {m['params_M']:.2f} | {m['GFLOPs']:.2f} | {m['FPS']:.1f} | "
+                     + " | ".join(_cell(g, metric) for metric in METRICS) + " |")
+    lines += ["", "Gap closed = (KD student − student) / (teacher − student), on the means "
+                  "(n/a: teacher and student equal, the ratio is undefined):", "",
+              "| student | KD | " + " | ".join(GAP_METRICS) + " |", "| --- | --- |" + " ---: |" * len(GAP_METRICS)]
+    for arch, configs in report["gap_closed"].items():
+        for conf, values in configs.items():
+            cells = ["n/a" if v is None else f"{100 * v:.0f}%" for v in values.values()]
+            lines.append(f"| {arch} | {LABELS[conf]} | " + " | ".join(cells) + " |")
+    t = report["tuning"]
+    lines += ["", f"Tuning: {t['what']}" + (f"; tuned on the {t['on']}; chosen point `{t['chosen']}` "
+                                            f"{json.dumps(t['chosen_overrides'])}" if t["tuned"] else ".")]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    """One panel per student: teacher and every configuration, IDF1/MOTA/HOTA bars with ±std error bars."""
+    groups = report["configurations"]
+    students = sorted({g["arch"] for k, g in groups.items() if k != "teacher"})
+    fig, axes = plt.subplots(1, max(1, len(students)), figsize=(6.4 * max(1, len(students)), 3.8), squeeze=False)
+    for ax, arch in zip(axes[0], students):
+        bars = [(f"teacher {groups['teacher']['arch']}", groups["teacher"])] if "teacher" in groups else []
+        bars += [(LABELS[g["configuration"]], g) for k, g in groups.items() if k != "teacher" and g["arch"] == arch]
+        width = 0.8 / len(bars)
+        for i, (label, g) in enumerate(bars):
+            xs = [m + (i - (len(bars) - 1) / 2) * width for m in range(len(PLOT_METRICS))]
+            ax.bar(xs, [100 * g["mean"][m] for m in PLOT_METRICS], width, yerr=[100 * g["std"][m] for m in PLOT_METRICS],
+                   capsize=2, label=f"{label} (n={g['n']})")
+        ax.set_xticks(range(len(PLOT_METRICS)), PLOT_METRICS)
+        ax.set_ylabel("% on the val set (mean ± std)")
+        ax.set_title(f"student {arch}", fontsize=10)
+        ax.legend(fontsize=6, ncol=2)
+    fig.suptitle(f"mot-kd KD bench, preset {report['preset']} ({report['date']})", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def json_safe(value):
+    """NaN/inf -> None (null) at any depth: strict JSON, and a missing value reads as missing."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_report(report: dict, out: Path) -> dict[str, Path]:
+    """Write OUT/kd_bench.json, kd_bench.md and kd_bench.png; returns their paths."""
+    out = Path(out)
+    paths = {"json": out / "kd_bench.json", "md": out / "kd_bench.md", "png": out / "kd_bench.png"}
+    atomic_write_text(paths["json"], json.dumps(json_safe(report), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(paths["md"], format_markdown(report))
+    plot(report, paths["png"])
+    return paths

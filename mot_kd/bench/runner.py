@@ -1,0 +1,236 @@
+"""Plan and execute the bench's runs, each cached by its folder so an interrupted bench resumes where it stopped.
+
+A run folder holds ``spec.json`` (what defines the run), ``train/`` (the trainer's run folder) and, once
+finished, ``eval.json`` (metrics on its evaluation set, written atomically: a run is done iff it exists).
+A half-trained run continues from ``train/weights/last.pt`` (the trainer's exact resume).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from loguru import logger
+from tqdm import tqdm
+
+from eval.model_run import RunSettings, track_and_evaluate
+from mot_kd.bench.data import data_root, frames_of, write_train_data_config
+from mot_kd.bench.presets import CONFIGURATIONS, METRICS, Preset
+from mot_kd.config import load_yaml
+from mot_kd.errors import InputError
+from mot_kd.kd.settings import LOSS_NAMES, load_kd_config
+from mot_kd.models import load_checkpoint
+from mot_kd.models.info import model_card
+from mot_kd.train import cli as train_cli
+from mot_kd.train.distributed import DistContext, select_device
+from mot_kd.train.report import read_results_csv
+from mot_kd.utils.io import atomic_write_text
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training + one evaluation. ``kd`` is the KD config dict (None: trained without KD)."""
+
+    name: str  # "teacher", "yolov5n/all/seed0", "tune/<point>"
+    folder: Path
+    role: str  # teacher | student | tune
+    arch: str
+    configuration: str | None  # key of CONFIGURATIONS (None for the teacher)
+    seed: int
+    epochs: int
+    kd: dict | None
+    eval_set: str  # val (the bench) | tune (the tuning grid)
+
+    @property
+    def eval_path(self) -> Path:
+        return self.folder / "eval.json"
+
+    @property
+    def done(self) -> bool:
+        return self.eval_path.is_file()
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def kd_config(configuration: str, preset_kd: dict, tuned: dict | None) -> dict:
+    """KD config of a configuration: the preset's and the tuned values, with the configuration's losses on/off.
+
+    Only the ``enabled`` flags come from the configuration's file (configs/kd/), so the tuned weights and
+    temperatures are the same in the all-losses run and every ablation.
+    """
+    enabled = load_kd_config(CONFIGURATIONS[configuration])["losses"]
+    flags = {"losses": {name: {"enabled": enabled[name]["enabled"]} for name in LOSS_NAMES}}
+    merged = deep_merge(deep_merge(preset_kd, tuned or {}), flags)
+    load_kd_config(merged)  # fail before hours of training, naming the bad key
+    return merged
+
+
+def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:
+    """The teacher, then every student x configuration x seed (seed-major: partial results cover all configs)."""
+    runs = [RunSpec("teacher", out / "runs" / "teacher", "teacher", preset.teacher["model"], None,
+                    preset.teacher["seed"], preset.teacher["epochs"], None, "val")]
+    for seed in preset.seeds:
+        for arch in preset.students:
+            for conf in preset.configurations:
+                kd = None if CONFIGURATIONS[conf] is None else kd_config(conf, preset.kd, tuned)
+                runs.append(RunSpec(f"{arch}/{conf}/seed{seed}", out / "runs" / arch / conf / f"seed{seed}", "student",
+                                    arch, conf, seed, preset.student_epochs, kd, "val"))
+    return runs
+
+
+def describe_machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
+class Runner:
+    """Executes runs of one preset in one output folder (data already prepared)."""
+
+    def __init__(self, preset: Preset, out: Path, device: str | None = None):
+        self.preset, self.out = preset, Path(out).absolute()
+        self.device = device or preset.device
+        self.data_config = write_train_data_config(preset, self.out)
+        self.hyp_path = self.out / "configs" / "hyp.yaml"
+        atomic_write_text(self.hyp_path, yaml.safe_dump({**preset.hyp, **preset.eval}, sort_keys=False))
+        self.settings = {**load_yaml("default", "train"), **preset.hyp, **preset.eval}
+
+    @property
+    def teacher_weights(self) -> Path:
+        return self.out / "runs" / "teacher" / "train" / "weights" / "best.pt"
+
+    def fingerprint(self, spec: RunSpec) -> dict:
+        """Everything that determines a run's result; a cached run with another fingerprint is an error."""
+        p = self.preset
+        teacher = {**p.teacher} if spec.kd is not None else None
+        return {"name": spec.name, "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs, "kd": spec.kd,
+                "teacher": teacher, "hyp": {**p.hyp, **p.eval}, "data": p.data, "eval_set": spec.eval_set}
+
+    # ------------------------------------------------------------------ estimate
+    def estimate_s(self, spec: RunSpec) -> float:
+        """Seconds for one run from the preset's cost model (train steps, per-epoch validation, evaluation)."""
+        cost, s = self.preset.cost, self.settings
+        steps = spec.epochs * math.ceil(frames_of(self.preset, "train") / s["batch"])
+        step_s = cost["train_step_s"][spec.arch] + (cost["teacher_forward_s"] if spec.kd is not None else 0.0)
+        validations = len({e for e in range(spec.epochs) if (e + 1) % s["val_interval"] == 0 or e == spec.epochs - 1})
+        fps = cost["track_fps"][spec.arch]
+        return steps * step_s + validations * frames_of(self.preset, "tune") / fps + \
+            frames_of(self.preset, spec.eval_set) / fps
+
+    def plan_text(self, runs: list[RunSpec]) -> str:
+        pending = [r for r in runs if not r.done]
+        total = sum(self.estimate_s(r) for r in pending)
+        lines = [f"bench plan: preset {self.preset.name}, {len(runs)} runs ({len(runs) - len(pending)} cached, "
+                 f"{len(pending)} to run) in {self.out}"]
+        groups: dict[str, list[RunSpec]] = {}
+        for r in pending:
+            groups.setdefault(r.name.rsplit("/seed", 1)[0], []).append(r)
+        for group, members in groups.items():
+            each = self.estimate_s(members[0])
+            lines.append(f"  {group:32s} x{len(members)}  ~{each / 60:6.1f} min each")
+        lines.append(f"estimated duration: {total / 3600:.2f} h ({total / 60:.0f} min) from the preset's cost model "
+                     f"(configs/bench/{self.preset.name}.yaml: cost)")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ execute
+    def execute(self, runs: list[RunSpec]) -> list[dict]:
+        """Run what is not cached (teacher first); returns every run's eval record."""
+        pending = [r for r in runs if not r.done]
+        for spec in runs:
+            self._check_spec(spec)
+        with tqdm(total=len(pending), desc="bench runs", unit="run", dynamic_ncols=True) as bar:
+            for spec in pending:
+                bar.set_postfix_str(spec.name)
+                self.run_one(spec)
+                bar.update()
+        return [self.read_record(r) for r in runs]
+
+    @staticmethod
+    def read_record(spec: RunSpec) -> dict:
+        try:
+            return json.loads(spec.eval_path.read_text())
+        except ValueError:
+            raise InputError(f"{spec.eval_path}: unreadable run record (delete it to re-evaluate the run)") from None
+
+    def _check_spec(self, spec: RunSpec) -> None:
+        path, expected = spec.folder / "spec.json", self.fingerprint(spec)
+        if path.is_file():
+            if json.loads(path.read_text()) != json.loads(json.dumps(expected)):
+                raise InputError(f"{path}: this cached run was made with other settings (preset, KD or tuned "
+                                 f"values changed); delete {spec.folder} or use another --out")
+        else:
+            atomic_write_text(path, json.dumps(expected, indent=1))
+
+    def run_one(self, spec: RunSpec) -> dict:
+        logger.info(f"bench: {spec.name} ({spec.arch}, {spec.epochs} epochs, seed {spec.seed}, "
+                    f"{'KD' if spec.kd is not None else 'no KD'})")
+        start = time.perf_counter()
+        weights = self.train(spec)
+        train_s = time.perf_counter() - start
+        record = self.evaluate(spec, weights)
+        record.update(train_s=train_s, eval_s=time.perf_counter() - start - train_s)
+        atomic_write_text(spec.eval_path, json.dumps(record, indent=1))
+        logger.info(f"bench: {spec.name} done: " + ", ".join(f"{m}={record[m]:.4g}" for m in METRICS))
+        return record
+
+    def train(self, spec: RunSpec) -> Path:
+        """Train (or finish training) the run; returns the checkpoint to evaluate (best on the tune set)."""
+        train_dir = spec.folder / "train"
+        finished = len(read_results_csv(train_dir / "results.csv")) >= spec.epochs
+        if not finished and (train_dir / "weights" / "last.pt").is_file():
+            train_cli.main(["--resume", str(train_dir), "--device", self.device])
+        elif not finished:
+            argv = ["--data", str(self.data_config), "--hyp", str(self.hyp_path), "--epochs", str(spec.epochs),
+                    "--seed", str(spec.seed), "--out", str(train_dir), "--exist-ok", "--device", self.device]
+            if spec.kd is None:
+                argv += ["--model", spec.arch]
+            else:
+                if not self.teacher_weights.is_file():
+                    raise InputError(f"{self.teacher_weights}: the teacher has not been trained (run the teacher first)")
+                kd_path = spec.folder / "kd.yaml"
+                atomic_write_text(kd_path, yaml.safe_dump(spec.kd, sort_keys=False))
+                argv += ["--teacher", str(self.teacher_weights), "--student", spec.arch, "--kd", str(kd_path)]
+            logger.info("python -m mot_kd.train " + " ".join(argv))
+            train_cli.main(argv)
+        best = train_dir / "weights" / "best.pt"
+        if best.is_file():
+            return best
+        logger.warning(f"{best}: missing (validation never produced a finite {self.settings['val_metric']}); "
+                       "evaluating the last epoch's model")
+        return train_dir / "weights" / "last_student.pt"
+
+    def evaluate(self, spec: RunSpec, weights: Path) -> dict:
+        """Track and evaluate ONCE on the spec's evaluation set; metrics, size, speed and provenance."""
+        model = load_checkpoint(weights, select_device(self.device, DistContext()))
+        imgsz = self.preset.imgsz
+        run = RunSettings(imgsz, self.settings["conf"], self.settings["iou"], self.settings["tracker"])
+        names = self.preset.sequence_names(spec.eval_set)
+        result, _, speed = track_and_evaluate(model, data_root(self.out), spec.folder / "eval" / "results", "full",
+                                              "all", names, run)
+        card = model_card(model, imgsz)
+        spec_fields = {k: v for k, v in asdict(spec).items() if k not in ("folder", "kd")}
+        return {**spec_fields, **{m: result.combined[m] for m in METRICS}, "GT_IDs": result.combined["GT_IDs"],
+                "params_M": card["params"] / 1e6, "GFLOPs": card["gflops"], "FPS": speed["fps"],
+                "weights": str(weights.relative_to(self.out)), "eval_sequences": names,
+                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "machine": describe_machine()}
