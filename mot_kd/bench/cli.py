@@ -61,18 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune:
         specs = tune_specs(preset, out)
         print(runner.plan_text(specs).replace("bench plan", "tuning plan"), flush=True)
-    runs = plan_runs(preset, out, tuned_overrides(tuning))
-    if not args.tune or tuning is not None:  # with a fresh --tune the KD runs depend on its outcome
-        print(runner.plan_text(runs), flush=True)
+    print(runner.plan_text(plan_runs(preset, out, tuned_overrides(tuning))), flush=True)
     if args.plan:
         return 0
     prepare_data(preset, out)
     if args.tune:
         tuning = write_tuning(preset, out, runner.execute(specs))
         logger.info(f"tuning: chose {tuning['chosen']} {tuning['chosen_overrides']} on the tune set")
-        runs = plan_runs(preset, out, tuned_overrides(tuning))
-        print(runner.plan_text(runs), flush=True)
-    runner.execute(runs)
+    runner.execute(plan_runs(preset, out, tuned_overrides(tuning)))
     report(preset, out, tuning)
     logger.info(f"bench finished in {(time.perf_counter() - start) / 60:.1f} min")
     return 0

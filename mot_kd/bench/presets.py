@@ -25,9 +25,9 @@ CONFIGURATIONS = {
 }
 METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 SETS = ("train", "tune", "val")
-_KEYS = {"description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "configurations", "seeds",
-         "kd", "tune", "cost", "device"}
-_REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "configurations", "seeds", "cost"}
+_KEYS = {"description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd", "tune", "cost",
+         "device"}
+_REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "seeds", "cost"}
 _SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
 
 
@@ -39,9 +39,8 @@ class Preset:
     hyp: dict  # merged over configs/train/default.yaml by the trainer
     eval: dict  # {conf, iou, tracker}
     teacher: dict  # {model, epochs, seed}
-    students: tuple[str, ...]
+    students: dict[str, tuple[str, ...]]  # architecture -> configurations (keys of CONFIGURATIONS)
     student_epochs: int
-    configurations: tuple[str, ...]
     seeds: tuple[int, ...]
     kd: dict  # merged over every KD configuration (before tuned values)
     tune: dict | None  # {student, seed, select_by, grid: {point: overrides}}
@@ -129,15 +128,18 @@ def load_preset(name_or_path: str | Path) -> Preset:
     path = resolve_config(name_or_path, "bench")
     raw = _mapping(load_yaml(path, "bench"), str(path), _KEYS, _REQUIRED)
     where = str(path)
-    students = raw["students"]
-    if not isinstance(students, list) or not students or not all(isinstance(s, str) for s in students):
-        raise InputError(f"{where}: students: expected a list of architecture names, got {students!r}")
-    configurations = raw["configurations"]
-    if not isinstance(configurations, list) or "none" not in configurations or len(configurations) < 2:
-        raise InputError(f"{where}: configurations: expected a list holding 'none' and at least one KD configuration")
-    unknown = sorted(set(configurations) - set(CONFIGURATIONS))
-    if unknown:
-        raise InputError(f"{where}: configurations: unknown {', '.join(unknown)}; known: {', '.join(CONFIGURATIONS)}")
+    students = _mapping(raw["students"], f"{where}: students")
+    if not students:
+        raise InputError(f"{where}: students: expected {{architecture: [configurations]}}, got nothing")
+    for arch, configurations in students.items():
+        here = f"{where}: students.{arch}"
+        if not isinstance(configurations, list) or "none" not in configurations or len(configurations) < 2:
+            raise InputError(f"{here}: expected a list holding 'none' and at least one KD configuration, "
+                             f"got {configurations!r}")
+        unknown = sorted(set(map(str, configurations)) - set(CONFIGURATIONS))
+        if unknown:
+            raise InputError(f"{here}: unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGURATIONS)}")
+        students[arch] = tuple(configurations)
     seeds = raw["seeds"]
     if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds):
         raise InputError(f"{where}: seeds: expected a list of distinct integers, got {seeds!r}")
@@ -159,7 +161,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
     return Preset(
         name=path.stem, path=path, data=_data(raw["data"], f"{where}: data"), hyp=hyp,
         eval=_mapping(raw.get("eval", {}), f"{where}: eval", {"conf", "iou", "tracker"}), teacher=teacher,
-        students=tuple(students), student_epochs=_int(raw["student_epochs"], f"{where}: student_epochs"),
-        configurations=tuple(configurations), seeds=tuple(_int(s, f"{where}: seeds", 0) for s in seeds),
+        students=students, student_epochs=_int(raw["student_epochs"], f"{where}: student_epochs"),
+        seeds=tuple(_int(s, f"{where}: seeds", 0) for s in seeds),
         kd=_mapping(raw.get("kd", {}), f"{where}: kd"), tune=_tune(raw.get("tune"), f"{where}: tune", tuple(students)),
         cost=cost, device=str(raw.get("device", "auto")))

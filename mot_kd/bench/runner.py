@@ -83,8 +83,8 @@ def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:
     runs = [RunSpec("teacher", out / "runs" / "teacher", "teacher", preset.teacher["model"], None,
                     preset.teacher["seed"], preset.teacher["epochs"], None, "val")]
     for seed in preset.seeds:
-        for arch in preset.students:
-            for conf in preset.configurations:
+        for arch, configurations in preset.students.items():
+            for conf in configurations:
                 kd = None if CONFIGURATIONS[conf] is None else kd_config(conf, preset.kd, tuned)
                 runs.append(RunSpec(f"{arch}/{conf}/seed{seed}", out / "runs" / arch / conf / f"seed{seed}", "student",
                                     arch, conf, seed, preset.student_epochs, kd, "val"))
