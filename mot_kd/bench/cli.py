@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         return 0
     prepare_data(preset, out)
-    if args.tune:
-        tuning = write_tuning(preset, out, runner.execute(specs))
+    if args.tune:  # the teacher (its run is the same with or without tuning) first: the grid distils from it
+        teacher = plan_runs(preset, out, None)[0]
+        tuning = write_tuning(preset, out, runner.execute([teacher, *specs])[1:])
         logger.info(f"tuning: chose {tuning['chosen']} {tuning['chosen_overrides']} on the tune set")
     runner.execute(plan_runs(preset, out, tuned_overrides(tuning)))
     report(preset, out, tuning)

@@ -1,0 +1,234 @@
+"""KD bench: the smoke preset end to end (with --tune), caching/resume, --report-only, aggregation and
+gap-closed arithmetic on hand-made numbers, preset validation and the CLI's bad-input exits."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mot_kd.bench import main as bench_main
+from mot_kd.bench.presets import load_preset
+from mot_kd.bench.report import GAP_METRICS, aggregate, build_report, gap_closed, gaps, mean_std
+from mot_kd.bench.runner import kd_config
+from mot_kd.bench.tune import write_tuning
+from mot_kd.config import CONFIG_ROOT
+from mot_kd.errors import InputError
+
+METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "out"
+    assert bench_main(["--preset", "smoke", "--out", str(out), "--tune"]) == 0
+    return out
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_smoke_writes_report_with_configurations_stats_and_gap(smoke):
+    report = read_json(smoke / "kd_bench.json")
+    assert report["preset"] == "smoke" and report["machine"] and report["date"]
+    assert report["runs_done"] == report["runs_planned"] == 3
+    assert set(report["configurations"]) == {"teacher", "yolov5n/none", "yolov5n/all"}
+    for group in report["configurations"].values():
+        assert group["n"] == 1 and group["seeds"] == [0]
+        for metric in (*METRICS, "params_M", "GFLOPs", "FPS"):
+            assert math.isfinite(group["mean"][metric]) and group["std"][metric] == 0.0
+        assert group["mean"]["params_M"] > 1 and group["mean"]["GFLOPs"] > 0 and group["mean"]["FPS"] > 0
+    assert set(report["gap_closed"]["yolov5n"]["all"]) == set(GAP_METRICS)
+    assert "gap 0" in report["gap_closed_note"]
+    runs = {r["name"]: r for r in report["runs"]}
+    assert set(runs) == {"teacher", "yolov5n/none/seed0", "yolov5n/all/seed0"}
+    assert all(r["eval_set"] == "val" and r["eval_sequences"] == ["VAL-01"] for r in runs.values())
+    assert report["data"]["train"]["sequences"] == ["TRAIN-01", "TRAIN-02"]
+    markdown = (smoke / "kd_bench.md").read_text()
+    assert report["machine"] in markdown and report["date"] in markdown and "`smoke`" in markdown
+    for row in ("| teacher yolov5n | - | 1 |", "| student yolov5n | no KD | 1 |",
+                "| student yolov5n | ERC + key-feature + pred-diff | 1 |"):
+        assert row in markdown
+    assert "±" in markdown and "Gap closed" in markdown
+    png = (smoke / "kd_bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_runs_use_separate_sets_and_tune_set_for_model_selection(smoke):
+    data_cfg = yaml.safe_load((smoke / "configs" / "data.yaml").read_text())
+    assert data_cfg["train"] == {"split": "full", "sequences": ["TRAIN-01", "TRAIN-02"]}
+    assert data_cfg["val"] == {"split": "full", "sequences": ["TUNE-01"]}
+    for name in ("TRAIN-01", "TUNE-01", "VAL-01"):
+        seed = read_json(smoke / "data" / name / "synthetic.json")["seed"]
+        assert seed == {"TRAIN": 101, "TUNE": 202, "VAL": 303}[name.split("-")[0]]
+    # Same seed, same hyper-parameters for the plain and the distilled student; only the KD part differs.
+    plain = read_json(smoke / "runs" / "yolov5n" / "none" / "seed0" / "train" / "job.json")
+    kd = read_json(smoke / "runs" / "yolov5n" / "all" / "seed0" / "train" / "job.json")
+    assert plain["settings"] == kd["settings"] and plain["settings"]["seed"] == 0
+    assert plain["teacher"] is None and kd["teacher"].endswith("runs/teacher/train/weights/best.pt")
+
+
+def test_tuning_grid_is_scored_on_tune_set_and_stated_in_report(smoke):
+    tuning = read_json(smoke / "tuning.json")
+    assert set(tuning["points"]) == {"default", "erc_x2"} and tuning["chosen"] in tuning["points"]
+    assert "TUNE-01" in tuning["tuned_on"] and "val set was not used" in tuning["tuned_on"]
+    for point in ("default", "erc_x2"):
+        record = read_json(smoke / "tune" / point / "eval.json")
+        assert record["eval_sequences"] == ["TUNE-01"]
+        assert tuning["points"][point]["score"] == pytest.approx((record["IDF1"] + record["MOTA"]) / 2)
+    statement = read_json(smoke / "kd_bench.json")["tuning"]
+    assert statement["tuned"] is True and statement["chosen"] == tuning["chosen"]
+    assert "Tuning:" in (smoke / "kd_bench.md").read_text()
+
+
+def test_report_only_rebuilds_identical_json(smoke):
+    before = (smoke / "kd_bench.json").read_bytes()
+    for name in ("kd_bench.json", "kd_bench.md", "kd_bench.png"):
+        (smoke / name).unlink()
+    assert bench_main(["--preset", "smoke", "--out", str(smoke), "--report-only"]) == 0
+    assert (smoke / "kd_bench.json").read_bytes() == before
+    assert (smoke / "kd_bench.md").is_file() and (smoke / "kd_bench.png").is_file()
+
+
+def test_rerun_resumes_only_unfinished_runs(smoke, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(smoke, out)
+    run = out / "runs" / "yolov5n" / "all" / "seed0"
+    kept = {p: p.stat().st_mtime_ns for p in (out / "runs" / "teacher" / "eval.json", run / "train" / "results.csv")}
+    old = read_json(run / "eval.json")
+    (run / "eval.json").unlink()  # interrupted after training, before its evaluation was written
+    assert bench_main(["--preset", "smoke", "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # nothing retrained, the teacher not re-evaluated
+    new = read_json(run / "eval.json")
+    assert {m: new[m] for m in METRICS} == {m: old[m] for m in METRICS}  # same model, same data: same metrics
+
+
+def test_cached_run_with_other_settings_is_refused(smoke, tmp_path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(smoke, out)
+    spec_path = out / "runs" / "yolov5n" / "none" / "seed0" / "spec.json"
+    spec = read_json(spec_path)
+    spec["epochs"] = 7
+    spec_path.write_text(json.dumps(spec))
+    assert bench_main(["--preset", "smoke", "--out", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_mean_std_and_gap_closed_on_hand_made_numbers():
+    assert mean_std([0.5, 0.7, 0.6]) == pytest.approx((0.6, 0.1))
+    assert mean_std([0.42]) == (0.42, 0.0)
+    assert gap_closed(teacher=0.8, student=0.6, kd=0.7) == pytest.approx(0.5)
+    assert gap_closed(teacher=0.8, student=0.6, kd=0.55) == pytest.approx(-0.25)  # KD hurt
+    assert gap_closed(teacher=10, student=4, kd=13) == pytest.approx(1.5)  # KD beat the teacher
+    assert gap_closed(teacher=0.6, student=0.6, kd=0.7) is None  # zero gap: undefined, not inf/NaN
+    assert gap_closed(teacher=float("nan"), student=0.6, kd=0.7) is None
+
+
+def _record(role: str, arch: str, configuration: str | None, seed: int, value: float) -> dict:
+    return {"role": role, "arch": arch, "configuration": configuration, "seed": seed, "IDF1": value, "MOTA": value,
+            "MT": 10 * value, "HOTA": value, "IDSW": 5, "params_M": 1.0, "GFLOPs": 2.0, "FPS": 30.0}
+
+
+def test_aggregate_and_gaps_per_configuration():
+    records = [_record("teacher", "yolov5s", None, 0, 0.8),
+               *[_record("student", "yolov5n", "none", s, v) for s, v in enumerate((0.5, 0.6, 0.7))],
+               *[_record("student", "yolov5n", "all", s, v) for s, v in enumerate((0.65, 0.7, 0.75))],
+               *[_record("student", "yolov5n", "erc", s, 0.6) for s in range(3)]]
+    groups = aggregate(records)
+    assert groups["yolov5n/none"]["mean"]["IDF1"] == pytest.approx(0.6)
+    assert groups["yolov5n/none"]["std"]["IDF1"] == pytest.approx(0.1)
+    assert groups["yolov5n/all"]["std"]["MT"] == pytest.approx(0.5) and groups["yolov5n/all"]["seeds"] == [0, 1, 2]
+    result = gaps(groups)
+    assert result["yolov5n"]["all"] == pytest.approx({m: 0.5 for m in GAP_METRICS})
+    assert result["yolov5n"]["erc"] == pytest.approx({m: 0.0 for m in GAP_METRICS})
+    records[0] = _record("teacher", "yolov5s", None, 0, 0.6)  # teacher no better than the student: gap 0
+    assert gaps(aggregate(records))["yolov5n"]["all"] == {m: None for m in GAP_METRICS}
+
+
+def test_report_json_has_no_nan_when_gap_is_zero(tmp_path):
+    from mot_kd.bench.report import write_report
+
+    preset = load_preset("smoke")
+    records = [{**_record("teacher", "yolov5n", None, 0, 0.3), "name": "teacher", "machine": "m",
+                "finished": "2026-01-01T00:00:00+00:00", "train_s": 1.0, "eval_s": 1.0},
+               {**_record("student", "yolov5n", "none", 0, 0.3), "name": "s", "machine": "m",
+                "finished": "2026-01-02T00:00:00+00:00", "train_s": 1.0, "eval_s": 1.0}]
+    report = build_report(preset, records, 3, None)
+    assert report["date"] == "2026-01-02T00:00:00+00:00" and report["tuning"]["tuned"] is False
+    paths = write_report(report, tmp_path)
+    json.loads(paths["json"].read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+
+
+def test_kd_config_keeps_tuned_values_and_configuration_flags():
+    cfg = kd_config("erc", {"adapter": "always"}, {"losses": {"erc": {"weight": 5.0}, "pred_diff": {"weight": 3.0}}})
+    losses = cfg["losses"]
+    assert losses["erc"] == {"enabled": True, "weight": 5.0}
+    assert losses["pred_diff"] == {"enabled": False, "weight": 3.0}
+    assert losses["key_feature"] == {"enabled": False} and cfg["adapter"] == "always"
+    flags = {name: kd_config(name, {}, None)["losses"] for name in ("all", "no_erc", "no_key_feature", "no_pred_diff")}
+    assert [v["enabled"] for v in flags["all"].values()] == [True, True, True]
+    assert [v["enabled"] for v in flags["no_key_feature"].values()] == [True, False, True]
+    with pytest.raises(InputError, match="wieght"):
+        kd_config("all", {"losses": {"erc": {"wieght": 1.0}}}, None)
+
+
+def test_write_tuning_picks_best_mean_of_selection_metrics(tmp_path):
+    preset = load_preset("smoke")
+    records = [{"IDF1": 0.5, "MOTA": 0.5, "MT": 1, "HOTA": 0.4, "IDSW": 3},
+               {"IDF1": 0.7, "MOTA": 0.4, "MT": 2, "HOTA": 0.5, "IDSW": 2}]
+    summary = write_tuning(preset, tmp_path, records)
+    assert summary["chosen"] == "erc_x2" and summary["points"]["erc_x2"]["score"] == pytest.approx(0.55)
+    assert read_json(tmp_path / "tuning.json")["chosen_overrides"] == {"losses": {"erc": {"weight": 20.0}}}
+
+
+def test_cpu_preset_plan_is_sized_for_three_hours(tmp_path, capsys):
+    assert bench_main(["--preset", "cpu", "--out", str(tmp_path / "cpu"), "--plan"]) == 0
+    text = capsys.readouterr().out
+    hours = float(re.search(r"estimated duration: ([\d.]+) h", text).group(1))
+    assert 1.0 < hours <= 3.0
+    assert "31 runs" in text and "yolov5n/no_pred_diff" in text
+    assert not (tmp_path / "cpu" / "data").exists()  # --plan trains and generates nothing
+
+
+def _preset(tmp_path: Path, **changes) -> Path:
+    raw = yaml.safe_load((CONFIG_ROOT / "bench" / "smoke.yaml").read_text())
+    for dotted, value in changes.items():
+        node, keys = raw, dotted.split("__")
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    path = tmp_path / "preset.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"data__val__seed": 101}, "different seeds"),
+    ({"students": {"yolov5n": ["none", "erc_plus"]}}, "erc_plus"),
+    ({"students": {"yolov5n": ["all"]}}, "'none'"),
+    ({"cost__track_fps": {"yolov5s": 10}}, "no entry for yolov5n"),
+    ({"data__scene__crowd": 3}, "crowd"),
+    ({"hyp__epochs": 3}, "student_epochs"),
+    ({"tune__student": "yolov5x"}, "yolov5x"),
+])
+def test_bad_preset_is_rejected_naming_the_key(tmp_path, changes, message):
+    with pytest.raises(InputError, match=message):
+        load_preset(_preset(tmp_path, **changes))
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys):
+    env = {**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mot_kd.bench", "--preset", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "error: nope: no such bench config" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert bench_main(["--preset", "smoke", "--out", str(tmp_path / "empty"), "--report-only"]) == 2
+    assert "no finished runs" in capsys.readouterr().err
