@@ -50,7 +50,7 @@ def train(out: Path, epochs: int, extra: list[str]) -> Path:
 
 def evaluate(name: str, weights: Path, data, imgsz: tuple[int, int], out: Path) -> dict:
     model = load_checkpoint(weights)
-    result, _, speed = track_and_evaluate(model, data.root, out / "results" / name, data.val.split, data.detector,
+    result, _, speed = track_and_evaluate(model, data.root, out / "results" / weights.parent.parent.name, data.val.split, data.detector,
                                           None, RunSettings(imgsz=imgsz))
     card = model_card(model, imgsz)
     row = {k: result.combined[k] for k in COLUMNS}
@@ -78,7 +78,8 @@ def plot(rows: dict[str, dict], path: Path) -> None:
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylabel("% (validation half)")
     ax.set_title("mot-kd demo: teacher vs student vs distilled student", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(rows), frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
