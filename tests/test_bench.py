@@ -227,7 +227,7 @@ def test_bad_preset_is_rejected_naming_the_key(tmp_path, changes, message):
 def test_cli_bad_input_exits_2(tmp_path, capsys):
     env = {**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "mot_kd.bench", "--preset", "nope", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env)
+                          check=False, capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "error: nope: no such bench config" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert bench_main(["--preset", "smoke", "--out", str(tmp_path / "empty"), "--report-only"]) == 2

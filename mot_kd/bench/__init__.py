@@ -10,7 +10,7 @@ __all__ = ["CONFIGURATIONS", "Preset", "aggregate", "gap_closed", "load_preset",
 
 def main(argv: list[str] | None = None) -> int:
     """The CLI (wrapped: bad input exits 2 with one line)."""
-    from mot_kd.errors import cli_entry
     from mot_kd.bench.cli import main as cli_main
+    from mot_kd.errors import cli_entry
 
     return cli_entry(cli_main)(argv)

@@ -18,7 +18,7 @@ from loguru import logger
 from mot_kd.bench.data import prepare_data
 from mot_kd.bench.presets import load_preset
 from mot_kd.bench.report import build_report, format_markdown, write_report
-from mot_kd.bench.runner import Runner, plan_runs
+from mot_kd.bench.runner import Runner, check_spec, plan_runs
 from mot_kd.bench.tune import load_tuning, tune_specs, tuned_overrides, write_tuning
 from mot_kd.errors import InputError, cli_entry
 
@@ -40,7 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def report(preset, out: Path, tuning: dict | None) -> dict:
     runs = plan_runs(preset, out, tuned_overrides(tuning))
-    records = [Runner.read_record(r) for r in runs if r.done]
+    done = [r for r in runs if r.done]
+    for spec in done:
+        check_spec(preset, spec, write=False)
+    records = [Runner.read_record(r) for r in done]
     if not records:
         raise InputError(f"--out {out}: no finished runs of preset {preset.name} to report")
     result = build_report(preset, records, len(runs), tuning)

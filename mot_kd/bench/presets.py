@@ -138,7 +138,8 @@ def load_preset(name_or_path: str | Path) -> Preset:
                              f"got {configurations!r}")
         unknown = sorted(set(map(str, configurations)) - set(CONFIGURATIONS))
         if unknown:
-            raise InputError(f"{here}: unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGURATIONS)}")
+            raise InputError(f"{here}: unknown configuration(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(CONFIGURATIONS)}")
         students[arch] = tuple(configurations)
     seeds = raw["seeds"]
     if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds):
@@ -148,7 +149,8 @@ def load_preset(name_or_path: str | Path) -> Preset:
     teacher["seed"] = _int(teacher.get("seed", 0), f"{where}: teacher.seed", 0)
     hyp = _mapping(raw["hyp"], f"{where}: hyp", required={"imgsz"})
     if "epochs" in hyp or "seed" in hyp:
-        raise InputError(f"{where}: hyp: set epochs with teacher.epochs/student_epochs and seeds with seeds:, not in hyp")
+        raise InputError(f"{where}: hyp: set epochs with teacher.epochs/student_epochs and seeds with seeds:, "
+                         "not in hyp")
     cost = _mapping(raw["cost"], f"{where}: cost", {"train_step_s", "teacher_forward_s", "track_fps"},
                     {"train_step_s", "teacher_forward_s", "track_fps"})
     cost["train_step_s"] = _positive_numbers(cost["train_step_s"], f"{where}: cost.train_step_s")

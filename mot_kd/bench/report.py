@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mot_kd.bench.presets import METRICS, Preset  # noqa: E402
+from mot_kd.bench.presets import METRICS, SETS, Preset  # noqa: E402
 from mot_kd.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 GAP_METRICS = ("IDF1", "MOTA", "MT", "HOTA")
@@ -85,7 +85,7 @@ def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict
         "runs_done": len(records), "runs_planned": planned,
         "compute_h": sum(r["train_s"] + r["eval_s"] for r in records) / 3600,
         "data": {"size": [d["width"], d["height"]], "frames_per_sequence": d["frames"], "scene": d["scene"],
-                 **{which: {**d[which], "sequences": preset.sequence_names(which)} for which in ("train", "tune", "val")}},
+                 **{which: {**d[which], "sequences": preset.sequence_names(which)} for which in SETS}},
         "protocol": "train on the train set; the tune set chooses best.pt (validation every epoch) and the KD "
                     "weights (--tune); every final model is evaluated once on the val set (full split); same seed "
                     "=> same data order, schedule and augmentation for every configuration",
@@ -114,11 +114,11 @@ def _cell(group: dict, metric: str) -> str:
 def format_markdown(report: dict) -> str:
     groups = report["configurations"]
     lines = [f"# KD benchmark: preset `{report['preset']}`", "",
-             f"Measured on {report['machine']}, {report['date']}, preset `{report['preset']}` "
-             f"({report['preset_file']}), input {report['imgsz'][0]}x{report['imgsz'][1]}; "
-             f"{report['runs_done']}/{report['runs_planned']} runs. Mean ± std over seeds (n runs); IDF1, MOTA, "
-             "HOTA in %, MT and IDSW counts; evaluated once on the val set "
-             f"({', '.join(report['data']['val']['sequences'])}, people never seen in training or tuning).", "",
+             (f"Measured on {report['machine']}, {report['date']}, preset `{report['preset']}` "
+              f"({report['preset_file']}), input {report['imgsz'][0]}x{report['imgsz'][1]}; "
+              f"{report['runs_done']}/{report['runs_planned']} runs. Mean ± std over seeds (n runs); IDF1, MOTA, "
+              "HOTA in %, MT and IDSW counts; evaluated once on the val set "
+              f"({', '.join(report['data']['val']['sequences'])}, people never seen in training or tuning)."), "",
              "| model | KD | n | params (M) | GFLOPs | FPS | IDF1 | MOTA | MT | HOTA | IDSW |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for key, g in groups.items():
@@ -127,8 +127,8 @@ def format_markdown(report: dict) -> str:
         m = g["mean"]
         lines.append(f"| {model} | {kd} | {g['n']} | {m['params_M']:.2f} | {m['GFLOPs']:.2f} | {m['FPS']:.1f} | "
                      + " | ".join(_cell(g, metric) for metric in METRICS) + " |")
-    lines += ["", "Gap closed = (KD student − student) / (teacher − student), on the means "
-                  "(n/a: teacher and student equal, the ratio is undefined):", "",
+    lines += ["", ("Gap closed = (KD student − student) / (teacher − student), on the means "
+                   "(n/a: teacher and student equal, the ratio is undefined):"), "",
               "| student | KD | " + " | ".join(GAP_METRICS) + " |", "| --- | --- |" + " ---: |" * len(GAP_METRICS)]
     for arch, configs in report["gap_closed"].items():
         for conf, values in configs.items():
@@ -144,19 +144,20 @@ def plot(report: dict, path: Path) -> None:
     """One panel per student: teacher and every configuration, IDF1/MOTA/HOTA bars with ±std error bars."""
     groups = report["configurations"]
     students = sorted({g["arch"] for k, g in groups.items() if k != "teacher"})
-    fig, axes = plt.subplots(1, max(1, len(students)), figsize=(6.4 * max(1, len(students)), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(students)), figsize=(6.4 * max(1, len(students)), 4.6), squeeze=False)
     for ax, arch in zip(axes[0], students):
         bars = [(f"teacher {groups['teacher']['arch']}", groups["teacher"])] if "teacher" in groups else []
         bars += [(LABELS[g["configuration"]], g) for k, g in groups.items() if k != "teacher" and g["arch"] == arch]
         width = 0.8 / len(bars)
         for i, (label, g) in enumerate(bars):
             xs = [m + (i - (len(bars) - 1) / 2) * width for m in range(len(PLOT_METRICS))]
-            ax.bar(xs, [100 * g["mean"][m] for m in PLOT_METRICS], width, yerr=[100 * g["std"][m] for m in PLOT_METRICS],
+            ax.bar(xs, [100 * g["mean"][m] for m in PLOT_METRICS], width,
+                   yerr=[100 * g["std"][m] for m in PLOT_METRICS],
                    capsize=2, label=f"{label} (n={g['n']})")
         ax.set_xticks(range(len(PLOT_METRICS)), PLOT_METRICS)
         ax.set_ylabel("% on the val set (mean ± std)")
         ax.set_title(f"student {arch}", fontsize=10)
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     fig.suptitle(f"mot-kd KD bench, preset {report['preset']} ({report['date']})", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:

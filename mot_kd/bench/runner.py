@@ -91,6 +91,24 @@ def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:
     return runs
 
 
+def fingerprint(preset: Preset, spec: RunSpec) -> dict:
+    """Everything that determines a run's result; a cached run with another fingerprint is an error."""
+    teacher = {**preset.teacher} if spec.kd is not None else None
+    return {"name": spec.name, "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs, "kd": spec.kd,
+            "teacher": teacher, "hyp": {**preset.hyp, **preset.eval}, "data": preset.data, "eval_set": spec.eval_set}
+
+
+def check_spec(preset: Preset, spec: RunSpec, write: bool = True) -> None:
+    """Refuse a cached run made with other settings; pin a new run's settings in ``spec.json``."""
+    path, expected = spec.folder / "spec.json", json.loads(json.dumps(fingerprint(preset, spec)))
+    if path.is_file():
+        if json.loads(path.read_text()) != expected:
+            raise InputError(f"{path}: this cached run was made with other settings (preset, KD or tuned values "
+                             f"changed); delete {spec.folder} or use another --out")
+    elif write:
+        atomic_write_text(path, json.dumps(expected, indent=1))
+
+
 def describe_machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -98,7 +116,7 @@ def describe_machine() -> str:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    text = f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    text = f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__} (torch threads: {torch.get_num_threads()})"
     if torch.cuda.is_available():
         text += f", GPU {torch.cuda.get_device_name(0)}"
     return text
@@ -119,13 +137,6 @@ class Runner:
     def teacher_weights(self) -> Path:
         return self.out / "runs" / "teacher" / "train" / "weights" / "best.pt"
 
-    def fingerprint(self, spec: RunSpec) -> dict:
-        """Everything that determines a run's result; a cached run with another fingerprint is an error."""
-        p = self.preset
-        teacher = {**p.teacher} if spec.kd is not None else None
-        return {"name": spec.name, "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs, "kd": spec.kd,
-                "teacher": teacher, "hyp": {**p.hyp, **p.eval}, "data": p.data, "eval_set": spec.eval_set}
-
     # ------------------------------------------------------------------ estimate
     def estimate_s(self, spec: RunSpec) -> float:
         """Seconds for one run from the preset's cost model (train steps, per-epoch validation, evaluation)."""
@@ -140,8 +151,8 @@ class Runner:
     def plan_text(self, runs: list[RunSpec]) -> str:
         pending = [r for r in runs if not r.done]
         total = sum(self.estimate_s(r) for r in pending)
-        lines = [f"bench plan: preset {self.preset.name}, {len(runs)} runs ({len(runs) - len(pending)} cached, "
-                 f"{len(pending)} to run) in {self.out}"]
+        lines = [(f"bench plan: preset {self.preset.name}, {len(runs)} runs ({len(runs) - len(pending)} cached, "
+                  f"{len(pending)} to run) in {self.out}")]
         groups: dict[str, list[RunSpec]] = {}
         for r in pending:
             groups.setdefault(r.name.rsplit("/seed", 1)[0], []).append(r)
@@ -157,7 +168,7 @@ class Runner:
         """Run what is not cached (teacher first); returns every run's eval record."""
         pending = [r for r in runs if not r.done]
         for spec in runs:
-            self._check_spec(spec)
+            check_spec(self.preset, spec)
         with tqdm(total=len(pending), desc="bench runs", unit="run", dynamic_ncols=True) as bar:
             for spec in pending:
                 bar.set_postfix_str(spec.name)
@@ -171,15 +182,6 @@ class Runner:
             return json.loads(spec.eval_path.read_text())
         except ValueError:
             raise InputError(f"{spec.eval_path}: unreadable run record (delete it to re-evaluate the run)") from None
-
-    def _check_spec(self, spec: RunSpec) -> None:
-        path, expected = spec.folder / "spec.json", self.fingerprint(spec)
-        if path.is_file():
-            if json.loads(path.read_text()) != json.loads(json.dumps(expected)):
-                raise InputError(f"{path}: this cached run was made with other settings (preset, KD or tuned "
-                                 f"values changed); delete {spec.folder} or use another --out")
-        else:
-            atomic_write_text(path, json.dumps(expected, indent=1))
 
     def run_one(self, spec: RunSpec) -> dict:
         logger.info(f"bench: {spec.name} ({spec.arch}, {spec.epochs} epochs, seed {spec.seed}, "
@@ -206,7 +208,7 @@ class Runner:
                 argv += ["--model", spec.arch]
             else:
                 if not self.teacher_weights.is_file():
-                    raise InputError(f"{self.teacher_weights}: the teacher has not been trained (run the teacher first)")
+                    raise InputError(f"{self.teacher_weights}: the teacher has not been trained yet")
                 kd_path = spec.folder / "kd.yaml"
                 atomic_write_text(kd_path, yaml.safe_dump(spec.kd, sort_keys=False))
                 argv += ["--teacher", str(self.teacher_weights), "--student", spec.arch, "--kd", str(kd_path)]
@@ -232,5 +234,5 @@ class Runner:
         return {**spec_fields, **{m: result.combined[m] for m in METRICS}, "GT_IDs": result.combined["GT_IDs"],
                 "params_M": card["params"] / 1e6, "GFLOPs": card["gflops"], "FPS": speed["fps"],
                 "weights": str(weights.relative_to(self.out)), "eval_sequences": names,
-                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "machine": describe_machine()}
