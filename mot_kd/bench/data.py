@@ -29,6 +29,7 @@ def prepare_data(preset: Preset, out: Path) -> Path:
     if manifest.is_file() and json.loads(manifest.read_text()) != d:
         raise InputError(f"{root}: holds data generated with other settings than preset {preset.name} "
                          f"({manifest}); use another --out")
+    atomic_write_text(manifest, json.dumps(d, indent=1, sort_keys=True))  # before: a killed run keeps its guard
     for which in SETS:
         names = preset.sequence_names(which)
         if all((root / n / "gt" / "gt.txt").is_file() for n in names):
@@ -37,7 +38,6 @@ def prepare_data(preset: Preset, out: Path) -> Path:
                     f"{d[which]['seed']}) in {root}")
         generate_dataset(root, d[which]["seqs"], d["frames"], d["width"], d["height"], d[which]["seed"],
                          prefix=which.upper(), progress=False, **d["scene"])
-    atomic_write_text(manifest, json.dumps(d, indent=1, sort_keys=True))
     return root
 
 
