@@ -111,6 +111,21 @@ def test_rerun_resumes_only_unfinished_runs(smoke, tmp_path):
     assert {m: new[m] for m in METRICS} == {m: old[m] for m in METRICS}  # same model, same data: same metrics
 
 
+def test_half_trained_run_continues_from_last_pt(smoke, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(smoke, out)
+    run = out / "runs" / "yolov5n" / "none" / "seed0"
+    (run / "eval.json").unlink()
+    results = run / "train" / "results.csv"
+    results.write_text(results.read_text().splitlines()[0] + "\n")  # as if killed before the epoch was logged
+    best = run / "train" / "weights" / "best.pt"
+    before = best.stat().st_mtime_ns
+    assert bench_main(["--preset", "smoke", "--out", str(out)]) == 0
+    # --resume from last.pt (saved after the only epoch): nothing left to train, the same best.pt is evaluated
+    assert best.stat().st_mtime_ns == before
+    assert read_json(run / "eval.json")["weights"] == "runs/yolov5n/none/seed0/train/weights/best.pt"
+
+
 def test_cached_run_with_other_settings_is_refused(smoke, tmp_path, capsys):
     out = tmp_path / "copy"
     shutil.copytree(smoke, out)
