@@ -303,9 +303,10 @@ def test_shipped_configs_and_package_export():
     assert exported is KDHooks
     expected = {"default": {"erc", "key_feature", "pred_diff"}, "erc_only": {"erc"},
                 "key_feature_only": {"key_feature"}, "pred_diff_only": {"pred_diff"},
-                "features_only": {"erc", "key_feature"}}
+                "features_only": {"erc", "key_feature"}, "no_erc": {"key_feature", "pred_diff"},
+                "no_key_feature": {"erc", "pred_diff"}, "no_pred_diff": {"erc", "key_feature"}}
     shipped = {p.stem for p in (CONFIG_ROOT / "kd").glob("*.yaml")}
-    assert shipped == set(expected)
+    assert shipped == set(expected), "a shipped KD config is not covered here"
     for name, losses in expected.items():
         cfg = load_kd_config(name)
         assert {n for n, c in cfg["losses"].items() if c["enabled"]} == losses
