@@ -16,7 +16,7 @@ from pathlib import Path
 from loguru import logger
 
 from mot_kd.bench.data import prepare_data
-from mot_kd.bench.presets import load_preset
+from mot_kd.bench.presets import Preset, load_preset
 from mot_kd.bench.report import build_report, format_markdown, write_report
 from mot_kd.bench.runner import Runner, check_spec, plan_runs
 from mot_kd.bench.tune import load_tuning, tune_specs, tuned_overrides, write_tuning
@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def report(preset, out: Path, tuning: dict | None) -> dict:
+def report(preset: Preset, out: Path, tuning: dict | None) -> dict:
+    """Build and write the report from the finished runs of the plan (refusing runs cached with other settings)."""
     runs = plan_runs(preset, out, tuned_overrides(tuning))
     done = [r for r in runs if r.done]
     for spec in done:

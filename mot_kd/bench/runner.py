@@ -58,6 +58,7 @@ class RunSpec:
 
 
 def deep_merge(base: dict, update: dict) -> dict:
+    """A copy of ``base`` with ``update`` merged in, nested mappings key by key."""
     merged = dict(base)
     for key, value in update.items():
         merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
