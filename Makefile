@@ -8,7 +8,7 @@ export YOLO_VERBOSE := False
 # numpy's OpenBLAS threads slow the tracker's small matrix products ~20x on a busy 2-core machine
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m mot_kd.demo --out runs/demo
+
+# The KD benchmark (outside CI; ~2-3 h on 2 CPU cores; resumable: re-run to continue).
+bench: $(STAMP)
+	$(PY) -m mot_kd.bench --preset cpu --tune --out runs/bench
 
 clean:
 	rm -rf runs .pytest_cache
