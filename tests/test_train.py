@@ -150,3 +150,20 @@ def test_tap_mismatch_is_a_clear_error(teacher_run, data_cfg, tmp_path):
     done = run_cli("--teacher", str(teacher_run / "weights" / "best.pt"), "--student", "yolov5n", "--data",
                    str(data_cfg), "--kd", str(kd_cfg), "--out", str(tmp_path / "kd"), *TINY)
     assert done.returncode == 2 and "reid.embedding" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_track_cli_on_a_sequence_folder_with_video(teacher_run, data_cfg, tmp_path):
+    from mot_kd.data.mot_files import read_mot_txt
+    from trackers.track import main as track_main
+
+    seq = Path(yaml.safe_load(data_cfg.read_text())["root"]) / "SYN-01"
+    out = tmp_path / "SYN-01.txt"
+    assert track_main(["--weights", str(teacher_run / "weights" / "best.pt"), "--source", str(seq), "--out", str(out),
+                       "--save-video"]) == 0
+    rows = read_mot_txt(out)  # parses as MOTChallenge rows (a 2-epoch model may track nobody yet)
+    assert len(rows) == 0 or (rows.shape[1] == 10 and (rows[:, 0] <= 12).all())
+    assert out.with_suffix(".mp4").stat().st_size > 0
+    done = subprocess.run([sys.executable, "-m", "trackers.track", "--weights", str(tmp_path / "missing.pt"),
+                           "--source", str(seq), "--out", str(tmp_path / "x.txt")], env=ENV, capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "missing.pt" in done.stderr and not (tmp_path / "x.txt").exists()
