@@ -73,8 +73,9 @@ def run_weights(args: argparse.Namespace):
     """Track with the checkpoint, then evaluate (model loading kept out of the plain evaluation path)."""
     from eval.model_run import RunSettings, track_and_evaluate
     from mot_kd.models import load_checkpoint
+    from mot_kd.utils.device import parse_device
 
-    model = load_checkpoint(args.weights, args.device)
+    model = load_checkpoint(args.weights, parse_device(args.device))
     imgsz = tuple(args.imgsz or model.meta.get("imgsz") or (1088, 608))
     weights = Path(args.weights).resolve()
     results = Path(args.results) if args.results else Path("runs/eval") / f"{weights.parent.parent.name}-{weights.stem}"

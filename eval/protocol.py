@@ -16,13 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from eval.frames import EPS, Edges, match_edges, overlap_edges
+from mot_kd.data.motchallenge import DISTRACTOR_CLASSES
 from mot_kd.errors import InputError
 
 BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20")
 #: TrackEval's class ids (its ``class_name_to_class_id``).
 VALID_GT_CLASSES = tuple(range(1, 14))
 PEDESTRIAN = 1
-DISTRACTORS = {"MOT16": (2, 7, 8, 12), "MOT17": (2, 7, 8, 12), "MOT20": (2, 6, 7, 8, 12), "MOT15": ()}
+DISTRACTORS = {"MOT16": DISTRACTOR_CLASSES, "MOT17": DISTRACTOR_CLASSES,
+               "MOT20": tuple(sorted((*DISTRACTOR_CLASSES, 6))), "MOT15": ()}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from loguru import logger  # noqa: E402
 from eval.model_run import RunSettings, track_and_evaluate  # noqa: E402
 from mot_kd.data.data_config import load_data_config  # noqa: E402
 from mot_kd.errors import cli_entry  # noqa: E402
-from mot_kd.models import load_checkpoint  # noqa: E402
+from mot_kd.models import load_checkpoint, read_checkpoint  # noqa: E402
 from mot_kd.models.info import model_card  # noqa: E402
 from mot_kd.train import cli as train_cli  # noqa: E402
 from mot_kd.utils.io import atomic_path, atomic_write_text  # noqa: E402
@@ -48,7 +48,7 @@ def train(out: Path, epochs: int, extra: list[str]) -> Path:
     return best
 
 
-def evaluate(name: str, weights: Path, data, imgsz: tuple[int, int], out: Path) -> dict:
+def evaluate(weights: Path, data, imgsz: tuple[int, int], out: Path) -> dict:
     model = load_checkpoint(weights)
     result, _, speed = track_and_evaluate(model, data.root, out / "results" / weights.parent.parent.name, data.val.split, data.detector,
                                           None, RunSettings(imgsz=imgsz))
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     distilled = train(out / "kd_student", args.student_epochs,
                       ["--teacher", str(teacher), "--student", "yolov5n", "--kd", "default"])
     data = load_data_config("demo")
-    imgsz = tuple(load_checkpoint(teacher).meta["imgsz"])
-    rows = {name: evaluate(name, weights, data, imgsz, out) for name, weights in
+    imgsz = tuple(read_checkpoint(teacher)["meta"]["imgsz"])
+    rows = {name: evaluate(weights, data, imgsz, out) for name, weights in
             [("teacher yolov5s", teacher), ("student yolov5n", student), ("KD student yolov5n", distilled)]}
     table = format_table(rows)
     print(table)

@@ -59,6 +59,7 @@ def test_isolated_non_finite_losses_are_skipped(tmp_path):
     trainer = make_trainer(tmp_path, ScriptedLoss({2: "nan", 5: "nan"}))
     rows = trainer.fit()
     assert all(math.isfinite(r["train/loss"]) for r in rows)
+    assert trainer.opt_step == 8  # a skipped batch does not shift the accumulation windows (4 steps per epoch)
 
 
 def test_non_finite_losses_in_a_row_abort_with_a_message(tmp_path):

@@ -13,6 +13,7 @@ from loguru import logger
 
 from mot_kd.errors import cli_entry
 from mot_kd.models import load_checkpoint
+from mot_kd.utils.device import parse_device
 from trackers.config import load_tracker_config
 from trackers.runner import run_sequence
 
@@ -36,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="network input size (default: the size the model was trained at, else 1088 608)")
     p.add_argument("--conf", type=float, default=0.1, help="detection confidence threshold")
     p.add_argument("--iou", type=float, default=0.6, help="NMS IoU threshold")
-    p.add_argument("--device", default="cpu", help="cpu or cuda:0")
+    p.add_argument("--device", default="cpu", help="cpu, 0 or cuda:0")
     p.add_argument("--save-video", nargs="?", const="", default=None,
                    help="also render tracks: a .mp4 path or a folder for PNGs (default: beside --out)")
     return p.parse_args(argv)
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    model = load_checkpoint(args.weights, args.device)
+    model = load_checkpoint(args.weights, parse_device(args.device))
     imgsz = tuple(args.imgsz or model.meta.get("imgsz") or (1088, 608))
     tracker_cfg = load_tracker_config(args.tracker)
     video = None

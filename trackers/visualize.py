@@ -74,6 +74,9 @@ class TrackRenderer:
             tmp_dir = self._stack.enter_context(tempfile.TemporaryDirectory(dir=self.path.parent))
             self._tmp = Path(tmp_dir) / self.path.name
         else:
+            if self.path.is_dir() and any(p.suffix != ".png" for p in self.path.iterdir()):
+                raise InputError(f"{self.path}: folder holds files other than rendered PNGs; it would be replaced "
+                                 "(give an empty or new folder, or a .mp4 path)")
             self._tmp = self._stack.enter_context(atomic_dir(self.path))
         return self
 

@@ -17,7 +17,7 @@ from mot_kd.errors import InputError
 SPLITS = ("full", "train_half", "val_half")
 DETECTORS = ("DPM", "FRCNN", "SDP")
 PEDESTRIAN = 1
-#: MOT17 classes whose matched tracker boxes are not counted as false positives.
+#: MOT16/17 classes whose matched tracker boxes are not counted as false positives (MOT20 adds 6).
 DISTRACTOR_CLASSES = (2, 7, 8, 12)
 
 
@@ -219,7 +219,7 @@ def unique_by_gt(sequences: list[Sequence]) -> list[Sequence]:
 def global_identities(gts: dict[str, GroundTruth]) -> dict[tuple[str, int], int]:
     """Number pedestrian identities 0..K-1 across sequences, in sequence-name then id order.
 
-    Only rows scored as pedestrians take part; the trainer maps every other row to identity -1.
+    Only rows scored as pedestrians take part; the training dataset uses no other row as a target.
     """
     mapping: dict[tuple[str, int], int] = {}
     for name in sorted(gts):

@@ -42,7 +42,7 @@ class TapRecorder:
 
     ``training_only=True`` (student): record only when the module is in training mode and grad is enabled.
     ``training_only=False`` (teacher): record only while :attr:`armed` is set, i.e. inside KDHooks' own
-    teacher call. :meth:`force` records unconditionally for one dry run.
+    teacher call. Setting ``forced`` records unconditionally (used for the one dry run at construction).
     """
 
     def __init__(self, model: nn.Module, names: list[str], role: str, training_only: bool):
@@ -82,9 +82,6 @@ class TapRecorder:
         taken = {n: self.records[n] for n in names}
         self.records.clear()
         return taken
-
-    def clear(self) -> None:
-        self.records.clear()
 
     def remove(self) -> None:
         """Remove every hook this recorder registered and drop its records."""

@@ -69,7 +69,7 @@ class JDELoss(nn.Module):
     def forward(self, outputs: dict, targets: torch.Tensor) -> tuple[torch.Tensor, dict]:
         feats, emb_map = outputs["feats"], outputs["embedding"]
         batch_size, device = feats[0].shape[0], feats[0].device
-        targets = _check_targets(targets, batch_size, self.num_ids).to(device)
+        targets = _check_targets(targets, batch_size, self.num_ids, self.nc).to(device)
         targets = targets[targets[:, 0].argsort(stable=True)]  # ultralytics pads gts per image in this order
         det = self.detection_loss(device)
         flat = torch.cat([f.flatten(2) for f in feats], 2)
@@ -112,7 +112,7 @@ class JDELoss(nn.Module):
         return F.cross_entropy(self.classifier(self.emb_scale * emb), ids)
 
 
-def _check_targets(targets: torch.Tensor, batch_size: int, num_ids: int) -> torch.Tensor:
+def _check_targets(targets: torch.Tensor, batch_size: int, num_ids: int, nc: int) -> torch.Tensor:
     if not isinstance(targets, torch.Tensor) or targets.ndim != 2 or targets.shape[1] != 7:
         shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
         raise InputError(f"targets: expected a (M, 7) tensor [batch_idx, cls, id, cx, cy, w, h], got {shape}")
@@ -120,6 +120,8 @@ def _check_targets(targets: torch.Tensor, batch_size: int, num_ids: int) -> torc
         lo, hi = targets.detach().float().aminmax(dim=0)
         if lo[0] < 0 or hi[0] >= batch_size:
             raise InputError(f"targets: batch_idx outside 0..{batch_size - 1}")
+        if lo[1] < 0 or hi[1] >= nc:
+            raise InputError(f"targets: class id outside 0..{nc - 1} (the model has nc={nc} classes)")
         if hi[2] >= num_ids or lo[2] < -1:
             raise InputError(f"targets: identity outside -1..{num_ids - 1} (num_ids={num_ids})")
     return targets.float()

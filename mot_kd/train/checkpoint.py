@@ -12,10 +12,7 @@ from pathlib import Path
 import torch
 
 from mot_kd.errors import InputError
-from mot_kd.train.state import rng_state
 from mot_kd.utils.io import atomic_path
-
-capture_rng = rng_state
 
 
 def save_training_state(path: Path, state: dict) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from mot_kd.train.distributed import init_distributed, select_device
 from mot_kd.train.settings import resolve_settings
 from mot_kd.train.state import seed_everything
 from mot_kd.train.trainer import Trainer, TrainSettings
+from mot_kd.utils.io import atomic_write_text
 
 FLAG_KEYS = ("epochs", "batch", "nbs", "imgsz", "workers", "seed", "lr0", "id_dim", "optimizer")
 
@@ -72,14 +75,43 @@ def job_from_args(args: argparse.Namespace) -> dict:
         raise InputError(f"--out {out}: holds a previous run; use --resume {out} to continue or --exist-ok to overwrite")
     flags = {k: getattr(args, k) for k in FLAG_KEYS}
     flags["imgsz"] = list(args.imgsz) if args.imgsz else None
-    job = {"arch": arch, "weights": args.weights, "data": str(resolve_config(args.data, "data")),
-           "settings": resolve_settings(args.hyp, flags, args.set), "out": str(out), "teacher": None, "kd": None}
+    settings = resolve_settings(args.hyp, flags, args.set)
+    check_validation_settings(settings)
+    job = {"arch": arch, "weights": _absolute(args.weights), "data": _absolute(resolve_config(args.data, "data")),
+           "settings": settings, "out": str(out), "teacher": None, "kd": None}
     if distil:
-        job["teacher"] = teacher_checkpoint(args.teacher, args.teacher_weights)
-        job["kd"] = str(resolve_config(args.kd, "kd"))
+        job["teacher"] = _absolute(teacher_checkpoint(args.teacher, args.teacher_weights))
+        job["kd"] = _absolute(resolve_config(args.kd, "kd"))
     elif args.teacher_weights:
         raise InputError("--teacher-weights needs --teacher")
     return job
+
+
+def _absolute(path) -> str | None:
+    """Paths stored in last.pt are absolute, so --resume works from any working directory."""
+    return None if path is None else str(Path(path).resolve())
+
+
+def check_validation_settings(settings: dict) -> None:
+    """Fail before training, not after the first epoch, on validation settings that cannot work."""
+    from eval.evaluate import PUBLIC_KEYS
+    from trackers import load_tracker_config
+
+    if settings["val_metric"] not in PUBLIC_KEYS:
+        raise InputError(f"val_metric: {settings['val_metric']!r} is not a metric; choose one of "
+                         f"{', '.join(PUBLIC_KEYS)}")
+    for key in ("conf", "iou"):
+        if not 0.0 <= settings[key] <= 1.0:
+            raise InputError(f"{key}: must be in [0, 1], got {settings[key]}")
+    load_tracker_config(settings["tracker"])
+
+
+def clear_previous_run(out: Path) -> None:
+    """--exist-ok: remove what a previous run wrote, so no stale best.pt or results survive."""
+    for name in ("weights", "val"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in ("results.csv", "curves.png", "job.json"):
+        (out / name).unlink(missing_ok=True)
 
 
 def teacher_checkpoint(teacher: str, weights: str | None) -> str:
@@ -126,6 +158,8 @@ def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
     device = select_device(device_arg, dist)
     s, out = job["settings"], Path(job["out"])
     seed_everything(s["seed"] + dist.rank)
+    if s["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     data = load_data_config(job["data"])
     prepare_data(data, dist.is_main)
     dist.barrier()
@@ -158,18 +192,25 @@ def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
         logger.info(f"resumed {out} after epoch {state['epoch'] + 1} (optimizer step {state['opt_step']})")
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "job.json").write_text(json.dumps(job, indent=2))
+        atomic_write_text(out / "job.json", json.dumps(job, indent=2))
     return trainer.fit()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.resume:
+        given = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                       if k not in ("resume", "device", "kd", "set") and v not in (None, False))
+        if given or args.set or args.kd != "default":
+            raise InputError(f"--resume continues the run exactly as it was started; drop {', '.join(given) or '--set/--kd'}"
+                             " (only --device may change)")
         state = load_training_state(Path(args.resume))
         job = state["job"]
         job["out"] = str(Path(args.resume))
     else:
         state, job = None, job_from_args(args)
+        if args.exist_ok and not int(os.environ.get("RANK", "0")):
+            clear_previous_run(Path(job["out"]))
     results = run(job, args.device, state)
     if results:
         logger.info(f"done: {len(results)} epochs, weights in {Path(job['out']) / 'weights'}")

@@ -6,13 +6,14 @@ epoch's (seeded) permutation.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as torch_dist
 from torch import nn
 
-from mot_kd.errors import InputError
+from mot_kd.utils.device import parse_device
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,23 @@ class DistContext:
         if self.enabled:
             torch_dist.barrier()
 
+    def all_true(self, flag: bool, device: torch.device) -> bool:
+        """True only if ``flag`` holds on every rank (e.g. 'this batch's loss is finite')."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor(float(flag), device=device)
+        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MIN)
+        return bool(value.item())
+
+    def sum_over_ranks(self, sums: dict[str, float], count: int, device: torch.device) -> tuple[dict[str, float], int]:
+        """Epoch loss sums and batch counts added over ranks, so logged means cover the whole epoch."""
+        if not self.enabled:
+            return sums, count
+        keys = sorted(sums)
+        values = torch.tensor([sums[k] for k in keys] + [float(count)], dtype=torch.float64, device=device)
+        torch_dist.all_reduce(values)
+        return dict(zip(keys, values[:-1].tolist())), int(values[-1].item())
+
 
 def module_device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
@@ -54,17 +72,11 @@ def init_distributed(device_arg: str) -> DistContext:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # rank 0 validates (tracks whole sequences) while the others wait at a barrier: allow it time
+        torch_dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=timedelta(hours=2))
     return DistContext(rank, world_size, local_rank)
 
 
 def select_device(device_arg: str, dist: DistContext) -> torch.device:
-    """``cpu``, ``0``/``cuda:0``, or ``auto`` (CUDA when present)."""
-    if device_arg == "auto":
-        device_arg = "0" if torch.cuda.is_available() else "cpu"
-    if device_arg == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise InputError(f"--device {device_arg}: CUDA is not available on this machine (use --device cpu)")
-    index = dist.local_rank if dist.enabled else int(device_arg.split(":")[-1].split(",")[0])
-    return torch.device("cuda", index)
+    """``cpu``, ``0``/``cuda:0``, or ``auto``; under torchrun each process takes its LOCAL_RANK GPU."""
+    return parse_device(device_arg, dist.local_rank if dist.enabled else None)

@@ -45,7 +45,7 @@ def _number(value: str):
 
 def plot_curves(path: Path, rows: list[dict]) -> None:
     """One panel per loss part (train/*) and per validation metric (val/*), x = epoch."""
-    keys = [k for k in rows[0] if k.startswith(("train/", "val/"))] if rows else []
+    keys = list(dict.fromkeys(k for row in rows for k in row if k.startswith(("train/", "val/"))))
     keys = [k for k in keys if any(isinstance(r.get(k), (int, float)) for r in rows)]
     if not keys:
         return

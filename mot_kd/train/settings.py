@@ -21,6 +21,15 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _check_type(key: str, value, default) -> None:
+    """A value must have its default's type (ints pass for floats; ``augment`` may be null)."""
+    if key == "augment" and value is None:
+        return
+    expected = (int, float) if isinstance(default, float) else type(default)
+    if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
+        raise InputError(f"{key}: expected {type(default).__name__} like the default {default!r}, got {value!r}")
+
+
 def resolve_settings(hyp: str | None, flags: dict, overrides: list[str]) -> dict:
     defaults = load_yaml("default", "train")
     settings = dict(defaults)
@@ -31,6 +40,8 @@ def resolve_settings(hyp: str | None, flags: dict, overrides: list[str]) -> dict
     unknown = sorted(set(settings) - set(defaults))
     if unknown:
         raise InputError(f"unknown hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
+    for key, default in defaults.items():
+        _check_type(key, settings[key], default)
     imgsz = settings["imgsz"]
     if not (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0
                                                                       for v in imgsz)):

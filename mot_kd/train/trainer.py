@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,7 @@ from mot_kd.train import checkpoint as ckpt
 from mot_kd.train.distributed import DistContext
 from mot_kd.train.optim import WarmupCosine, build_optimizer
 from mot_kd.train.report import plot_curves, write_results_csv
-from mot_kd.train.state import set_rng_state
+from mot_kd.train.state import rng_state, set_rng_state
 
 
 class TrainingAborted(InputError):
@@ -71,15 +71,14 @@ class TrainSettings:
     val_interval: int
     val_metric: str
     max_bad_steps: int
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainSettings":
-        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        names = set(cls.__dataclass_fields__)
         missing = sorted(names - values.keys())
         if missing:
             raise InputError(f"train settings: missing keys {', '.join(missing)}")
-        return cls(**{k: values[k] for k in names}, extra={k: v for k, v in values.items() if k not in names})
+        return cls(**{k: values[k] for k in names})
 
 
 class Trainer:
@@ -117,7 +116,7 @@ class Trainer:
             "kd": self.kd.state_dict() if self.kd is not None else None,
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "ema": self.ema.ema.state_dict() if self.ema else None, "ema_updates": self.ema.updates if self.ema else 0,
-            "rng": ckpt.capture_rng(),
+            "rng": rng_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -156,6 +155,10 @@ class Trainer:
                 logger.info("epoch {}/{}: {}", epoch + 1, self.s.epochs,
                             ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
             self.dist.barrier()
+        best = self.weights / "best.pt"
+        if self.dist.is_main and self.results and not best.exists():
+            logger.warning(f"no validation metric {self.s.val_metric!r} was measured: best.pt is the last epoch's model")
+            self._save_student(best, self.results[-1]["epoch"], {})
         return self.results
 
     def train_epoch(self, epoch: int) -> dict:
@@ -178,22 +181,23 @@ class Trainer:
                 raise TrainingAborted(f"out of memory at batch size {self.s.batch} and input {tuple(images.shape[2:])} "
                                       f"(H, W): lower --batch (nbs={self.s.nbs} keeps the optimizer step size) "
                                       "or --imgsz") from None
-            if not torch.isfinite(loss):
+            if self.dist.all_true(bool(torch.isfinite(loss.detach())), self.device):
+                bad_in_row = 0
+                self.scaler.scale(loss / self.accumulate).backward()
+                count += 1
+                for k, v in {"loss": loss, **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
+                bar.set_postfix({k: f"{v / count:.3g}" for k, v in sums.items()})
+            else:  # skipped on every rank together, so DistributedDataParallel stays in step
                 bad_in_row += 1
-                logger.warning("epoch {} batch {}: non-finite loss ({}), batch skipped", epoch + 1, i,
-                               float(loss.detach()))
+                logger.warning("epoch {} batch {}: non-finite loss, batch skipped", epoch + 1, i)
+                del loss, parts
                 if bad_in_row >= self.s.max_bad_steps:
                     raise TrainingAborted(f"training aborted: {bad_in_row} non-finite losses in a row (epoch {epoch + 1}, "
                                           f"batch {i}); lower lr0, check the data, or raise max_bad_steps")
-                continue
-            bad_in_row = 0
-            self.scaler.scale(loss / self.accumulate).backward()
             if (i + 1) % self.accumulate == 0 or i + 1 == self.batches_per_epoch:
                 self._optimizer_step()
-            count += 1
-            for k, v in {"loss": loss, **parts}.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
-            bar.set_postfix({k: f"{v / count:.3g}" for k, v in sums.items()})
+        sums, count = self.dist.sum_over_ranks(sums, count, self.device)
         if count == 0:
             raise TrainingAborted(f"epoch {epoch + 1}: no batch produced a finite loss")
         means = {f"train/{k}": v / count for k, v in sums.items()}
