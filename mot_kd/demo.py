@@ -30,19 +30,24 @@ from mot_kd.errors import cli_entry  # noqa: E402
 from mot_kd.models import load_checkpoint, read_checkpoint  # noqa: E402
 from mot_kd.models.info import model_card  # noqa: E402
 from mot_kd.train import cli as train_cli  # noqa: E402
+from mot_kd.train.report import read_results_csv  # noqa: E402
 from mot_kd.utils.io import atomic_path, atomic_write_text  # noqa: E402
 
 COLUMNS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 
 
 def train(out: Path, epochs: int, extra: list[str]) -> Path:
-    """Run the training CLI in-process unless this run already finished; returns best.pt."""
+    """Run the training CLI in-process unless this run already finished (an interrupted one resumes)."""
     best = out / "weights" / "best.pt"
-    if best.is_file() and (out / "results.csv").is_file():
+    done = len(read_results_csv(out / "results.csv"))
+    if done >= epochs and best.is_file():
         logger.info(f"{out}: already trained, reusing {best}")
         return best
-    argv = ["--data", "demo", "--hyp", "demo", "--epochs", str(epochs), "--out", str(out), "--exist-ok",
-            "--device", "cpu", *extra]
+    if done and (out / "weights" / "last.pt").is_file():
+        argv = ["--resume", str(out), "--device", "cpu"]
+    else:
+        argv = ["--data", "demo", "--hyp", "demo", "--epochs", str(epochs), "--out", str(out), "--exist-ok",
+                "--device", "cpu", *extra]
     logger.info("python -m mot_kd.train " + " ".join(argv))
     train_cli.main(argv)
     return best
