@@ -76,7 +76,7 @@ def run_sequence(detect: Detector, source: str | Path, out_path: str | Path, tra
     summary = {
         "sequence": src.name, "frames": frames, "detections": n_dets, "rows": text.count("\n"),
         "tracks": len(seen_ids), "detect_s": detect_s, "associate_s": associate_s,
-        "fps": frames / total if total > 0 else float("inf"), "result": str(out_path),
+        "fps": frames / total if total > 0 else 0.0, "result": str(out_path),
         "video": str(save_video) if save_video else None,
     }
     logger.info(f"{src.name}: {frames} frames, {summary['rows']} rows, {summary['tracks']} tracks, "
