@@ -215,12 +215,7 @@ class Runner:
                 argv += ["--teacher", str(self.teacher_weights), "--student", spec.arch, "--kd", str(kd_path)]
             logger.info("python -m mot_kd.train " + " ".join(argv))
             train_cli.main(argv)
-        best = train_dir / "weights" / "best.pt"
-        if best.is_file():
-            return best
-        logger.warning(f"{best}: missing (validation never produced a finite {self.settings['val_metric']}); "
-                       "evaluating the last epoch's model")
-        return train_dir / "weights" / "last_student.pt"
+        return train_dir / "weights" / "best.pt"  # the trainer falls back to the last epoch's model
 
     def evaluate(self, spec: RunSpec, weights: Path) -> dict:
         """Track and evaluate ONCE on the spec's evaluation set; metrics, size, speed and provenance."""

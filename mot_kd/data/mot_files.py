@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mot_kd.errors import InputError
-from mot_kd.utils.io import atomic_path
+from mot_kd.utils.io import atomic_write_text
 
 _SEP = re.compile(r"[,\s]+")
 
@@ -132,8 +132,7 @@ def format_result_rows(frame: np.ndarray, track_id: np.ndarray, tlwh: np.ndarray
 
 def write_mot_txt(path: str | Path, text: str) -> None:
     """Write a MOT text file atomically (temp file + rename)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    atomic_write_text(path, text)
 
 
 def read_seqinfo(seq_dir: str | Path) -> dict:

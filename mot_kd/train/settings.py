@@ -5,6 +5,7 @@ import yaml
 
 from mot_kd.config import load_yaml
 from mot_kd.errors import InputError
+from mot_kd.models.predict import check_imgsz
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -42,12 +43,11 @@ def resolve_settings(hyp: str | None, flags: dict, overrides: list[str]) -> dict
         raise InputError(f"unknown hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
     for key, default in defaults.items():
         _check_type(key, settings[key], default)
-    imgsz = settings["imgsz"]
-    if not (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0
-                                                                      for v in imgsz)):
-        raise InputError(f"imgsz: expected two positive multiples of 32 (W H), got {imgsz!r}")
+    if len(settings["imgsz"]) != 2 or not all(isinstance(v, int) for v in settings["imgsz"]):
+        raise InputError(f"imgsz: expected [W, H], got {settings['imgsz']!r}")
+    imgsz = check_imgsz(settings["imgsz"])
     for key in ("epochs", "batch", "nbs", "val_interval", "max_bad_steps"):
         if not isinstance(settings[key], int) or settings[key] < 1:
             raise InputError(f"{key}: expected a positive integer, got {settings[key]!r}")
-    settings["imgsz"] = [int(v) for v in imgsz]
+    settings["imgsz"] = list(imgsz)
     return settings
