@@ -247,3 +247,33 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert "Traceback" not in proc.stderr
     assert bench_main(["--preset", "smoke", "--out", str(tmp_path / "empty"), "--report-only"]) == 2
     assert "no finished runs" in capsys.readouterr().err
+
+
+def _train_losses(run: Path) -> list[dict]:
+    """The trainer's logged losses and lr per epoch (no timings)."""
+    rows = (run / "train" / "results.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    return [{k: v for k, v in zip(header, row.split(",")) if k.startswith("train/")} for row in rows[1:]]
+
+
+def test_parallel_jobs_give_the_same_runs_as_one_job(smoke, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(smoke, out)
+    students = out / "runs" / "yolov5n"
+    confs = ("none", "all")
+    old = {conf: _train_losses(students / conf / "seed0") for conf in confs}
+    shutil.rmtree(students)
+    teacher_eval = out / "runs" / "teacher" / "eval.json"
+    before = teacher_eval.stat().st_mtime_ns
+    assert bench_main(["--preset", "smoke", "--out", str(out), "--jobs", "2"]) == 0
+    assert teacher_eval.stat().st_mtime_ns == before  # cached teacher untouched
+    for conf in confs:
+        assert _train_losses(students / conf / "seed0") == old[conf]  # same thread count: bit-identical training
+        assert (students / conf / "seed0" / "eval.json").is_file()
+        assert "bench: yolov5n/" in (students / conf / "seed0" / "bench.log").read_text()  # worker's own log
+    assert read_json(out / "kd_bench.json")["runs_done"] == 3
+
+
+def test_jobs_must_be_positive(tmp_path, capsys):
+    assert bench_main(["--preset", "smoke", "--out", str(tmp_path), "--jobs", "0"]) == 2
+    assert "--jobs" in capsys.readouterr().err

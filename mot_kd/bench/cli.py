@@ -30,11 +30,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", help="cpu, 0 or auto (default: the preset's device)")
     p.add_argument("--tune", action="store_true",
                    help="first train the preset's tuning grid and choose KD weights on the tune set (OUT/tuning.json)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained side by side in worker processes (e.g. 2 on a 2-core CPU; the teacher runs alone)")
     p.add_argument("--plan", action="store_true", help="print the runs and the estimated duration, then stop")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the cached runs; train nothing")
     args = p.parse_args(argv)
     if args.report_only and (args.tune or args.plan):
         raise InputError("--report-only trains nothing: drop --tune/--plan")
+    if args.jobs < 1:
+        raise InputError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     return args
 
 
@@ -64,16 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     tuning = load_tuning(out)
     if args.tune:
         specs = tune_specs(preset, out)
-        print(runner.plan_text(specs).replace("bench plan", "tuning plan"), flush=True)
-    print(runner.plan_text(plan_runs(preset, out, tuned_overrides(tuning))), flush=True)
+        print(runner.plan_text(specs, args.jobs).replace("bench plan", "tuning plan"), flush=True)
+    print(runner.plan_text(plan_runs(preset, out, tuned_overrides(tuning)), args.jobs), flush=True)
     if args.plan:
         return 0
     prepare_data(preset, out)
     if args.tune:  # the teacher (its run is the same with or without tuning) first: the grid distils from it
         teacher = plan_runs(preset, out, None)[0]
-        tuning = write_tuning(preset, out, runner.execute([teacher, *specs])[1:])
+        tuning = write_tuning(preset, out, runner.execute([teacher, *specs], args.jobs)[1:])
         logger.info(f"tuning: chose {tuning['chosen']} {tuning['chosen_overrides']} on the tune set")
-    runner.execute(plan_runs(preset, out, tuned_overrides(tuning)))
+    runner.execute(plan_runs(preset, out, tuned_overrides(tuning)), args.jobs)
     report(preset, out, tuning)
     logger.info(f"bench finished in {(time.perf_counter() - start) / 60:.1f} min")
     return 0

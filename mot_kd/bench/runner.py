@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from eval.model_run import RunSettings, track_and_evaluate
 from mot_kd.bench.data import data_root, frames_of, write_train_data_config
+from mot_kd.bench.parallel import run_parallel, threads_per_job
 from mot_kd.bench.presets import CONFIGURATIONS, METRICS, Preset
 from mot_kd.config import load_yaml
 from mot_kd.errors import InputError
@@ -149,9 +150,11 @@ class Runner:
         return steps * step_s + validations * frames_of(self.preset, "tune") / fps + \
             frames_of(self.preset, spec.eval_set) / fps
 
-    def plan_text(self, runs: list[RunSpec]) -> str:
+    def plan_text(self, runs: list[RunSpec], jobs: int = 1) -> str:
+        """The pending runs and the estimated duration (the teacher alone, the rest shared by ``jobs``)."""
         pending = [r for r in runs if not r.done]
-        total = sum(self.estimate_s(r) for r in pending)
+        total = sum(self.estimate_s(r) for r in pending if r.role == "teacher") + \
+            sum(self.estimate_s(r) for r in pending if r.role != "teacher") / jobs
         lines = [(f"bench plan: preset {self.preset.name}, {len(runs)} runs ({len(runs) - len(pending)} cached, "
                   f"{len(pending)} to run) in {self.out}")]
         groups: dict[str, list[RunSpec]] = {}
@@ -160,21 +163,37 @@ class Runner:
         for group, members in groups.items():
             each = self.estimate_s(members[0])
             lines.append(f"  {group:32s} x{len(members)}  ~{each / 60:6.1f} min each")
-        lines.append(f"estimated duration: {total / 3600:.2f} h ({total / 60:.0f} min) from the preset's cost model "
-                     f"(configs/bench/{self.preset.name}.yaml: cost)")
+        lines.append(f"estimated duration: {total / 3600:.2f} h ({total / 60:.0f} min) with {jobs} job(s), from the "
+                     f"preset's cost model (configs/bench/{self.preset.name}.yaml: cost)")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ execute
-    def execute(self, runs: list[RunSpec]) -> list[dict]:
-        """Run what is not cached (teacher first); returns every run's eval record."""
+    def execute(self, runs: list[RunSpec], jobs: int = 1) -> list[dict]:
+        """Run what is not cached and return every run's eval record.
+
+        The teacher runs first and alone (every KD run distils from it); with ``jobs`` > 1 the other runs go
+        to that many worker processes, each with an equal share of the torch threads.
+        """
         pending = [r for r in runs if not r.done]
         for spec in runs:
             check_spec(self.preset, spec)
+        first = [r for r in pending if r.role == "teacher"]
+        rest = [r for r in pending if r.role != "teacher"]
         with tqdm(total=len(pending), desc="bench runs", unit="run", dynamic_ncols=True) as bar:
-            for spec in pending:
+            for spec in first + (rest if jobs == 1 else []):
                 bar.set_postfix_str(spec.name)
                 self.run_one(spec)
                 bar.update()
+            if jobs > 1 and rest:
+                threads = threads_per_job(jobs, torch.get_num_threads())
+                logger.info(f"bench: {len(rest)} runs in {jobs} parallel jobs, {threads} torch thread(s) each; "
+                            "each run logs to <run folder>/bench.log")
+
+                def finished(spec: RunSpec, record: dict) -> None:
+                    logger.info(f"bench: {spec.name} done: " + ", ".join(f"{m}={record[m]:.4g}" for m in METRICS))
+                    bar.update()
+
+                run_parallel(self.preset, self.out, self.device, rest, jobs, threads, finished)
         return [self.read_record(r) for r in runs]
 
     @staticmethod
