@@ -18,6 +18,7 @@ from mot_kd.bench import main as bench_main
 from mot_kd.bench.presets import load_preset
 from mot_kd.bench.report import GAP_METRICS, aggregate, build_report, gap_closed, gaps, mean_std
 from mot_kd.bench.runner import kd_config
+from mot_kd.bench.speed import load_speed, representative_runs
 from mot_kd.bench.tune import write_tuning
 from mot_kd.config import CONFIG_ROOT
 from mot_kd.errors import InputError
@@ -277,3 +278,29 @@ def test_parallel_jobs_give_the_same_runs_as_one_job(smoke, tmp_path):
 def test_jobs_must_be_positive(tmp_path, capsys):
     assert bench_main(["--preset", "smoke", "--out", str(tmp_path), "--jobs", "0"]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_speed_is_timed_once_per_architecture_and_used_by_the_report(smoke):
+    speed = load_speed(smoke)
+    assert set(speed) == {"yolov5n"} and speed["yolov5n"]["fps"] > 0
+    assert speed["yolov5n"]["weights"] == "runs/teacher/train/weights/best.pt"  # teacher and students share the arch
+    report = read_json(smoke / "kd_bench.json")
+    assert report["speed"]["yolov5n"]["fps"] == speed["yolov5n"]["fps"]
+    fps = f"{speed['yolov5n']['fps']:.1f}"
+    rows = [line for line in (smoke / "kd_bench.md").read_text().splitlines() if line.startswith("| student yolov5n")]
+    assert "FPS (alone)" in (smoke / "kd_bench.md").read_text() and all(f"| {fps} |" in row for row in rows)
+
+
+def test_representative_run_prefers_teacher_then_no_kd_lowest_seed():
+    records = [{"role": "student", "arch": "n", "configuration": "all", "seed": 0, "name": "n/all/seed0", "weights": "a"},
+               {"role": "student", "arch": "n", "configuration": "none", "seed": 2, "name": "n/none/seed2", "weights": "b"},
+               {"role": "student", "arch": "n", "configuration": "none", "seed": 1, "name": "n/none/seed1", "weights": "c"},
+               {"role": "teacher", "arch": "s", "configuration": None, "seed": 0, "name": "teacher", "weights": "t"},
+               {"role": "student", "arch": "s", "configuration": "none", "seed": 0, "name": "s/none/seed0", "weights": "d"}]
+    assert representative_runs(records) == {"n": "c", "s": "t"}
+
+
+def test_unreadable_speed_file_is_an_input_error(tmp_path):
+    (tmp_path / "speed.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="speed.json"):
+        load_speed(tmp_path)

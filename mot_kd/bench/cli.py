@@ -19,6 +19,7 @@ from mot_kd.bench.data import prepare_data
 from mot_kd.bench.presets import Preset, load_preset
 from mot_kd.bench.report import build_report, format_markdown, write_report
 from mot_kd.bench.runner import Runner, check_spec, plan_runs
+from mot_kd.bench.speed import load_speed, time_architectures
 from mot_kd.bench.tune import load_tuning, tune_specs, tuned_overrides, write_tuning
 from mot_kd.errors import InputError, cli_entry
 
@@ -51,7 +52,7 @@ def report(preset: Preset, out: Path, tuning: dict | None) -> dict:
     records = [Runner.read_record(r) for r in done]
     if not records:
         raise InputError(f"--out {out}: no finished runs of preset {preset.name} to report")
-    result = build_report(preset, records, len(runs), tuning)
+    result = build_report(preset, records, len(runs), tuning, load_speed(out))
     paths = write_report(result, out)
     print(format_markdown(result))
     logger.info(f"wrote {paths['json']}, {paths['md']} and {paths['png']}")
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         teacher = plan_runs(preset, out, None)[0]
         tuning = write_tuning(preset, out, runner.execute([teacher, *specs], args.jobs)[1:])
         logger.info(f"tuning: chose {tuning['chosen']} {tuning['chosen_overrides']} on the tune set")
-    runner.execute(plan_runs(preset, out, tuned_overrides(tuning)), args.jobs)
+    records = runner.execute(plan_runs(preset, out, tuned_overrides(tuning)), args.jobs)
+    time_architectures(preset, out, records, runner.device, runner.run_settings)
     report(preset, out, tuning)
     logger.info(f"bench finished in {(time.perf_counter() - start) / 60:.1f} min")
     return 0

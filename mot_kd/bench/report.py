@@ -28,6 +28,11 @@ GAP_NOTE = ("gap_closed = (mean KD student - mean student) / (mean teacher - mea
             "teacher and student means are equal (gap 0: the ratio is undefined)")
 
 
+SPEED_NOTE = ("speed: tracking FPS (model + association, decoding excluded) of each architecture timed alone after "
+              "all runs (OUT/speed.json); configurations[*].mean.FPS is the mean of the runs' own timings, taken "
+              "while other bench runs may have shared the cores")
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof 1; 0.0 for a single run)."""
     arr = np.asarray(values, dtype=float)
@@ -75,7 +80,9 @@ def gaps(groups: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
-def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict | None) -> dict:
+def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict | None,
+                 speed: dict | None = None) -> dict:
+    """The whole report; ``speed`` (OUT/speed.json) gives each architecture's FPS timed alone."""
     groups = aggregate(records)
     d = preset.data
     return {
@@ -91,6 +98,7 @@ def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict
                     "=> same data order, schedule and augmentation for every configuration",
         "imgsz": list(preset.imgsz),
         "tuning": tuning_statement(preset, tuning),
+        "speed": speed or {}, "speed_note": SPEED_NOTE,
         "configurations": groups, "gap_closed": gaps(groups), "gap_closed_note": GAP_NOTE,
         "runs": records,
     }
@@ -111,6 +119,14 @@ def _cell(group: dict, metric: str) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
+def _speed_sentence(speed: dict) -> str:
+    if not speed:
+        return " FPS: model + association, the mean of each run's own timing."
+    row = next(iter(speed.values()))
+    return (f" FPS (alone): model + association (decoding excluded), each architecture timed alone after the runs on "
+            f"{row['sequence']} with {row['torch_threads']} torch thread(s).")
+
+
 def format_markdown(report: dict) -> str:
     groups = report["configurations"]
     lines = [f"# KD benchmark: preset `{report['preset']}`", "",
@@ -118,14 +134,17 @@ def format_markdown(report: dict) -> str:
               f"({report['preset_file']}), input {report['imgsz'][0]}x{report['imgsz'][1]}; "
               f"{report['runs_done']}/{report['runs_planned']} runs. Mean ± std over seeds (n runs); IDF1, MOTA, "
               "HOTA in %, MT and IDSW counts; evaluated once on the val set "
-              f"({', '.join(report['data']['val']['sequences'])}, people never seen in training or tuning)."), "",
-             "| model | KD | n | params (M) | GFLOPs | FPS | IDF1 | MOTA | MT | HOTA | IDSW |",
+              f"({', '.join(report['data']['val']['sequences'])}, people never seen in training or tuning)."
+              + _speed_sentence(report["speed"])), "",
+             "| model | KD | n | params (M) | GFLOPs | FPS" + (" (alone)" if report["speed"] else "") +
+             " | IDF1 | MOTA | MT | HOTA | IDSW |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for key, g in groups.items():
         model = f"teacher {g['arch']}" if key == "teacher" else f"student {g['arch']}"
         kd = "-" if key == "teacher" else LABELS[g["configuration"]]
         m = g["mean"]
-        lines.append(f"| {model} | {kd} | {g['n']} | {m['params_M']:.2f} | {m['GFLOPs']:.2f} | {m['FPS']:.1f} | "
+        fps = report["speed"].get(g["arch"], {"fps": m["FPS"]})["fps"]
+        lines.append(f"| {model} | {kd} | {g['n']} | {m['params_M']:.2f} | {m['GFLOPs']:.2f} | {fps:.1f} | "
                      + " | ".join(_cell(g, metric) for metric in METRICS) + " |")
     lines += ["", ("Gap closed = (KD student − student) / (teacher − student), on the means "
                    "(n/a: teacher and student equal, the ratio is undefined):"), "",

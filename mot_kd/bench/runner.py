@@ -136,6 +136,11 @@ class Runner:
         self.settings = {**load_yaml("default", "train"), **preset.hyp, **preset.eval}
 
     @property
+    def run_settings(self) -> RunSettings:
+        """How every final model is tracked (input size, detection thresholds, tracker)."""
+        return RunSettings(self.preset.imgsz, self.settings["conf"], self.settings["iou"], self.settings["tracker"])
+
+    @property
     def teacher_weights(self) -> Path:
         return self.out / "runs" / "teacher" / "train" / "weights" / "best.pt"
 
@@ -239,12 +244,10 @@ class Runner:
     def evaluate(self, spec: RunSpec, weights: Path) -> dict:
         """Track and evaluate ONCE on the spec's evaluation set; metrics, size, speed and provenance."""
         model = load_checkpoint(weights, select_device(self.device, DistContext()))
-        imgsz = self.preset.imgsz
-        run = RunSettings(imgsz, self.settings["conf"], self.settings["iou"], self.settings["tracker"])
         names = self.preset.sequence_names(spec.eval_set)
         result, _, speed = track_and_evaluate(model, data_root(self.out), spec.folder / "eval" / "results", "full",
-                                              "all", names, run)
-        card = model_card(model, imgsz)
+                                              "all", names, self.run_settings)
+        card = model_card(model, self.preset.imgsz)
         spec_fields = {k: v for k, v in asdict(spec).items() if k not in ("folder", "kd")}
         return {**spec_fields, **{m: result.combined[m] for m in METRICS}, "GT_IDs": result.combined["GT_IDs"],
                 "params_M": card["params"] / 1e6, "GFLOPs": card["gflops"], "FPS": speed["fps"],
