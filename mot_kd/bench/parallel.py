@@ -7,7 +7,9 @@ console shows one line per finished run instead of N interleaved bars.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -22,6 +24,15 @@ from mot_kd.errors import InputError
 def threads_per_job(jobs: int, cores: int) -> int:
     """Torch threads for each of ``jobs`` workers sharing ``cores`` (at least one)."""
     return max(1, cores // jobs)
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, get SIGTERM when the bench process dies (kill, crash), so no orphaned
+    worker keeps training into a run folder that a restarted bench would also write."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: Ctrl-C still reaches the workers through the process group
 
 
 def _run_in_worker(preset: Preset, out: Path, device: str | None, spec, threads: int) -> dict:
@@ -52,7 +63,7 @@ def run_parallel(preset: Preset, out: Path, device: str | None, specs: list, job
     folders stay resumable) and the failure is raised here, an InputError keeping its one-line message.
     """
     context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in the workers
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_die_with_parent) as pool:
         futures = {pool.submit(_run_in_worker, preset, out, device, spec, threads): spec for spec in specs}
         pending = set(futures)
         while pending:
