@@ -46,7 +46,7 @@ def test_each_loss_reaches_only_its_parts_and_values_add_up(case):
     total, _ = kd(images, targets)
     kd.remove()
     kd_sum = sum(rows[f"kd_{n}"]["value"] for n in ("erc", "key_feature", "pred_diff"))
-    assert kd_sum == pytest.approx(float(total) * images.shape[0], rel=1e-4)
+    assert kd_sum == pytest.approx(float(total.detach()) * images.shape[0], rel=1e-4)
     table = format_table(rows)
     assert table.count("\n") == len(rows) + 1 and all(f"|g| {g}" in table for g in GROUPS)
 
