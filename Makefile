@@ -23,9 +23,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m mot_kd.demo --out runs/demo
 
-# The KD benchmark (outside CI; ~2-3 h on 2 CPU cores; resumable: re-run to continue).
+# The KD benchmark (outside CI; ~2.5 h on 2 CPU cores with two runs side by side; resumable: re-run to continue).
 bench: $(STAMP)
-	$(PY) -m mot_kd.bench --preset cpu --tune --out runs/bench
+	$(PY) -m mot_kd.bench --preset cpu --tune --jobs 2 --out runs/bench
 
 clean:
 	rm -rf runs .pytest_cache

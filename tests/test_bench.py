@@ -22,6 +22,7 @@ from mot_kd.bench.speed import load_speed, representative_runs
 from mot_kd.bench.tune import write_tuning
 from mot_kd.config import CONFIG_ROOT
 from mot_kd.errors import InputError
+from mot_kd.kd.settings import load_kd_config
 
 METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 
@@ -127,6 +128,17 @@ def test_half_trained_run_continues_from_last_pt(smoke, tmp_path):
     assert read_json(run / "eval.json")["weights"] == "runs/yolov5n/none/seed0/train/weights/best.pt"
 
 
+def test_cached_kd_run_made_with_another_loss_default_is_refused(smoke, tmp_path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(smoke, out)
+    spec_path = out / "runs" / "yolov5n" / "all" / "seed0" / "spec.json"
+    spec = read_json(spec_path)
+    spec["kd"]["losses"]["erc"]["tau"] *= 2  # as if configs/kd/default.yaml had another tau when it ran
+    spec_path.write_text(json.dumps(spec))
+    assert bench_main(["--preset", "smoke", "--out", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
 def test_cached_run_with_other_settings_is_refused(smoke, tmp_path, capsys):
     out = tmp_path / "copy"
     shutil.copytree(smoke, out)
@@ -185,10 +197,13 @@ def test_report_json_has_no_nan_when_gap_is_zero(tmp_path):
 
 def test_kd_config_keeps_tuned_values_and_configuration_flags():
     cfg = kd_config("erc", {"adapter": "always"}, {"losses": {"erc": {"weight": 5.0}, "pred_diff": {"weight": 3.0}}})
-    losses = cfg["losses"]
-    assert losses["erc"] == {"enabled": True, "weight": 5.0}
-    assert losses["pred_diff"] == {"enabled": False, "weight": 3.0}
-    assert losses["key_feature"] == {"enabled": False} and cfg["adapter"] == "always"
+    losses, defaults = cfg["losses"], load_kd_config(None)
+    assert losses["erc"]["enabled"] and losses["erc"]["weight"] == 5.0
+    assert not losses["pred_diff"]["enabled"] and losses["pred_diff"]["weight"] == 3.0
+    assert not losses["key_feature"]["enabled"] and cfg["adapter"] == "always"
+    # resolved: every default is pinned (a changed default makes cached runs stale, never mixed)
+    assert losses["erc"]["tau"] == defaults["losses"]["erc"]["tau"] and cfg["taps"] == defaults["taps"]
+    assert load_kd_config(cfg) == cfg
     flags = {name: kd_config(name, {}, None)["losses"] for name in ("all", "no_erc", "no_key_feature", "no_pred_diff")}
     assert [v["enabled"] for v in flags["all"].values()] == [True, True, True]
     assert [v["enabled"] for v in flags["no_key_feature"].values()] == [True, False, True]

@@ -1,11 +1,14 @@
 """The three MOT distillation losses and the gt masks on hand-made cases: values, directions, invariances."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from mot_kd.errors import InputError
 from mot_kd.kd.losses import erc_loss, key_feature_loss, pred_diff_loss
 from mot_kd.kd.masks import box_masks, centre_cells
+from mot_kd.kd.settings import load_kd_config
 
 
 
@@ -76,6 +79,36 @@ def test_erc_matches_per_target_reference_with_different_id_dims():
     teacher, student, targets = erc_case()
     value = erc_loss(teacher, student, targets, tau=0.2)
     assert torch.allclose(value, erc_reference(teacher, student, targets, 0.2), rtol=1e-5)
+
+
+def test_erc_people_only_environment_matches_reference_on_people_cells():
+    teacher, student, targets = erc_case()
+    h, w = teacher.shape[2:]
+    _, background = box_masks(targets, 2, h, w)
+    people = background == 0
+    # reference: env responses over the people cells only (background removed), target term unchanged
+    full = erc_loss(teacher, student, targets, tau=0.2, env_weight=0.0)
+    keep = targets[targets[:, 2] >= 0]
+    env = []
+    for row in keep:
+        b, x, y = int(row[0]), min(int(row[3] * w), w - 1), min(int(row[4] * h), h - 1)
+        tn, sn = F.normalize(teacher[b].flatten(1), dim=0), F.normalize(student[b].flatten(1), dim=0)
+        cells = people[b].flatten()
+        p = F.softmax(tn[:, y * w + x] @ tn[:, cells] / 0.2, 0)
+        q = F.log_softmax(sn[:, y * w + x] @ sn[:, cells] / 0.2, 0)
+        env.append((p * (p.log() - q)).sum())
+    expected = full + 0.2 ** 2 * torch.stack(env).mean()
+    value = erc_loss(teacher, student, targets, tau=0.2, env_background=0.0)
+    assert torch.isfinite(value) and torch.allclose(value, expected, rtol=1e-4)
+    assert torch.equal(erc_loss(teacher, student, targets, tau=0.2, env_background=1.0),
+                       erc_loss(teacher, student, targets, tau=0.2))
+    half = erc_loss(teacher, student, targets, tau=0.2, env_background=0.5)
+    assert float(half) not in (float(value), float(erc_loss(teacher, student, targets, tau=0.2)))
+
+
+def test_erc_env_background_outside_unit_interval_is_rejected():
+    with pytest.raises(InputError, match="env_background"):
+        load_kd_config({"losses": {"erc": {"env_background": 1.5}}})
 
 
 def test_erc_zero_for_same_responses_and_scale_invariant():

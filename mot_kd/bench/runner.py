@@ -68,16 +68,16 @@ def deep_merge(base: dict, update: dict) -> dict:
 
 
 def kd_config(configuration: str, preset_kd: dict, tuned: dict | None) -> dict:
-    """KD config of a configuration: the preset's and the tuned values, with the configuration's losses on/off.
+    """Fully resolved KD config of a configuration: the preset's and the tuned values, its losses on/off.
 
     Only the ``enabled`` flags come from the configuration's file (configs/kd/), so the tuned weights and
-    temperatures are the same in the all-losses run and every ablation.
+    temperatures are the same in the all-losses run and every ablation. Resolved (every default filled in)
+    so that a run's ``spec.json`` pins every KD value: a changed default in configs/kd/default.yaml makes
+    the cached runs stale instead of silently mixing two versions of a loss in one report.
     """
     enabled = load_kd_config(CONFIGURATIONS[configuration])["losses"]
     flags = {"losses": {name: {"enabled": enabled[name]["enabled"]} for name in LOSS_NAMES}}
-    merged = deep_merge(deep_merge(preset_kd, tuned or {}), flags)
-    load_kd_config(merged)  # fail before hours of training, naming the bad key
-    return merged
+    return load_kd_config(deep_merge(deep_merge(preset_kd, tuned or {}), flags))  # fails early on a bad key
 
 
 def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:

@@ -15,6 +15,7 @@ LOSS_NAMES = ("erc", "key_feature", "pred_diff")
 TAP_GROUPS = {"erc": ("embedding",), "key_feature": ("neck",), "pred_diff": ("box", "cls")}
 SCHEDULE_KEYS = ("enabled", "weight", "start_epoch", "warmup_epochs", "stop_epoch")
 POSITIVE_KEYS = ("tau", "temperature", "box_temperature")
+FRACTION_KEYS = ("env_background",)  # in [0, 1]
 
 
 def _merge(base: dict, update: dict, where: str) -> dict:
@@ -53,6 +54,8 @@ def _check_loss(name: str, cfg: dict, where: str) -> None:
             raise InputError(f"{where}.{key}: must be > 0, got {value}")
         if key not in POSITIVE_KEYS and value < 0:
             raise InputError(f"{where}.{key}: must be >= 0, got {value}")
+        if key in FRACTION_KEYS and value > 1:
+            raise InputError(f"{where}.{key}: must be in [0, 1], got {value}")
     if cfg["stop_epoch"] is not None and cfg["stop_epoch"] <= cfg["start_epoch"]:
         raise InputError(f"{where}.stop_epoch: must be > start_epoch ({cfg['start_epoch']}), got {cfg['stop_epoch']}")
 
