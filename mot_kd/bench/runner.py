@@ -111,6 +111,10 @@ def check_spec(preset: Preset, spec: RunSpec, write: bool = True) -> None:
         atomic_write_text(path, json.dumps(expected, indent=1))
 
 
+def done_line(spec: RunSpec, record: dict) -> str:
+    return f"bench: {spec.name} done: " + ", ".join(f"{m}={record[m]:.4g}" for m in METRICS)
+
+
 def describe_machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -182,20 +186,20 @@ class Runner:
         pending = [r for r in runs if not r.done]
         for spec in runs:
             check_spec(self.preset, spec)
-        first = [r for r in pending if r.role == "teacher"]
-        rest = [r for r in pending if r.role != "teacher"]
+        serial = [r for r in pending if jobs == 1 or r.role == "teacher"]  # the teacher is first in every plan
+        rest = [r for r in pending if r not in serial]
         with tqdm(total=len(pending), desc="bench runs", unit="run", dynamic_ncols=True) as bar:
-            for spec in first + (rest if jobs == 1 else []):
+            for spec in serial:
                 bar.set_postfix_str(spec.name)
                 self.run_one(spec)
                 bar.update()
-            if jobs > 1 and rest:
+            if rest:
                 threads = threads_per_job(jobs, torch.get_num_threads())
                 logger.info(f"bench: {len(rest)} runs in {jobs} parallel jobs, {threads} torch thread(s) each; "
                             "each run logs to <run folder>/bench.log")
 
                 def finished(spec: RunSpec, record: dict) -> None:
-                    logger.info(f"bench: {spec.name} done: " + ", ".join(f"{m}={record[m]:.4g}" for m in METRICS))
+                    logger.info(done_line(spec, record))
                     bar.update()
 
                 run_parallel(self.preset, self.out, self.device, rest, jobs, threads, finished)
@@ -217,7 +221,7 @@ class Runner:
         record = self.evaluate(spec, weights)
         record.update(train_s=train_s, eval_s=time.perf_counter() - start - train_s)
         atomic_write_text(spec.eval_path, json.dumps(record, indent=1))
-        logger.info(f"bench: {spec.name} done: " + ", ".join(f"{m}={record[m]:.4g}" for m in METRICS))
+        logger.info(done_line(spec, record))
         return record
 
     def train(self, spec: RunSpec) -> Path:

@@ -59,15 +59,15 @@ def measure(teacher, student, criterion: JDELoss, kd_cfg: dict, batches) -> dict
             values = {"task": total, "task_det": det, "task_id": total - det}
             values.update({f"kd_{n}": h(images, targets)[0] * images.shape[0] for n, h in hooks.items()})
             task = _grads(total, params)
-            task_trunk = torch.cat([task[g] for g in TRUNK])
+            task_trunk = torch.cat([task[g] for g in TRUNK]).double()
             for name, value in values.items():
                 grads = task if name == "task" else _grads(value, params)
                 row = sums.setdefault(name, {})
                 row["value"] = row.get("value", 0.0) + float(value.detach())
                 for group in GROUPS:
                     row[group] = row.get(group, 0.0) + float(grads[group].norm())
-                trunk = torch.cat([grads[g] for g in TRUNK])
-                row["cos_task"] = row.get("cos_task", 0.0) + float(F.cosine_similarity(trunk.double(), task_trunk.double(), dim=0))
+                trunk = torch.cat([grads[g] for g in TRUNK]).double()
+                row["cos_task"] = row.get("cos_task", 0.0) + float(F.cosine_similarity(trunk, task_trunk, dim=0))
     finally:
         for h in hooks.values():
             h.remove()

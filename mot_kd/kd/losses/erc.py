@@ -21,10 +21,10 @@ noise and pulls its target embeddings away from what the ID loss asks.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
-
-import math
 
 from mot_kd.kd.masks import box_masks, centre_cells
 
