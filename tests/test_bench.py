@@ -252,6 +252,7 @@ def _preset(tmp_path: Path, **changes) -> Path:
     ({"data__scene__crowd": 3}, "crowd"),
     ({"hyp__epochs": 3}, "student_epochs"),
     ({"tune__student": "yolov5x"}, "yolov5x"),
+    ({"student_checkpoint": "final"}, "student_checkpoint"),
 ])
 def test_bad_preset_is_rejected_naming_the_key(tmp_path, changes, message):
     with pytest.raises(InputError, match=message):
@@ -322,3 +323,24 @@ def test_unreadable_speed_file_is_an_input_error(tmp_path):
     (tmp_path / "speed.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="speed.json"):
         load_speed(tmp_path)
+
+
+def test_switching_student_checkpoint_reevaluates_without_training(smoke, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(smoke, out)
+    trained = {p: p.stat().st_mtime_ns for p in out.glob("**/results.csv")}
+    teacher = read_json(out / "runs" / "teacher" / "eval.json")
+    students = {conf: out / "runs" / "yolov5n" / conf / "seed0" for conf in ("none", "all")}
+    before = {conf: read_json(run / "eval.json") for conf, run in students.items()}
+    preset = _preset(tmp_path, student_checkpoint="last")
+    assert bench_main(["--preset", str(preset), "--out", str(out), "--tune"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained  # nothing trained again
+    assert read_json(out / "runs" / "teacher" / "eval.json") == teacher  # the teacher keeps its best.pt
+    for conf, run in students.items():
+        after = read_json(run / "eval.json")
+        assert after["weights"] == f"runs/yolov5n/{conf}/seed0/train/weights/last_student.pt"
+        assert after["train_s"] == before[conf]["train_s"]  # the training's cost, not the re-evaluation's
+        # one epoch: best.pt and last_student.pt hold the same model, so the metrics are the same
+        assert {m: after[m] for m in METRICS} == {m: before[conf][m] for m in METRICS}
+    assert read_json(out / "tune" / "default" / "eval.json")["weights"].endswith("/last_student.pt")
+    assert "last epoch" in read_json(out / "kd_bench.json")["protocol"]

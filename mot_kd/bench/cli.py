@@ -1,8 +1,8 @@
 """``python -m mot_kd.bench --preset smoke|cpu|gpu|PRESET.yaml --out runs/bench``: the KD benchmark.
 
 Trains a teacher once, then every student x configuration (no KD, all three losses, ablations) x seed on a
-synthetic train set, chooses best.pt on a separate tune set, evaluates every final model once on a separate
-val set, and writes ``OUT/kd_bench.json``, ``kd_bench.md`` and ``kd_bench.png``. Like ``mot_kd.demo`` this is
+synthetic train set, validates on a separate tune set (the teacher's best.pt; the students' too unless the
+preset's ``student_checkpoint`` is ``last``), evaluates every final model once on a separate val set, and writes ``OUT/kd_bench.json``, ``kd_bench.md`` and ``kd_bench.png``. Like ``mot_kd.demo`` this is
 a composition root (trainer + tracker + evaluator). Every run is cached in ``OUT/runs/``: run the same
 command again to resume after an interruption.
 """
@@ -49,7 +49,7 @@ def report(preset: Preset, out: Path, tuning: dict | None) -> dict:
     done = [r for r in runs if r.done]
     for spec in done:
         check_spec(preset, spec, write=False)
-    records = [Runner.read_record(r) for r in done]
+    records = [r.record() for r in done]
     if not records:
         raise InputError(f"--out {out}: no finished runs of preset {preset.name} to report")
     result = build_report(preset, records, len(runs), tuning, load_speed(out))

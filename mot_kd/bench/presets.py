@@ -24,9 +24,11 @@ CONFIGURATIONS = {
     "no_pred_diff": "no_pred_diff",
 }
 METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
+# student_checkpoint -> the trainer's checkpoint a student is evaluated with (the teacher: always best.pt).
+CHECKPOINTS = {"best": "best.pt", "last": "last_student.pt"}
 SETS = ("train", "tune", "val")
 _KEYS = {"description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd", "tune", "cost",
-         "device"}
+         "device", "student_checkpoint"}
 _REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "seeds", "cost"}
 _SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
 
@@ -46,6 +48,7 @@ class Preset:
     tune: dict | None  # {student, seed, select_by, grid: {point: overrides}}
     cost: dict  # {train_step_s: {arch: s}, teacher_forward_s, track_fps: {arch: fps}}
     device: str
+    student_checkpoint: str = "best"  # key of CHECKPOINTS: best (on the tune set) or last epoch
 
     @property
     def imgsz(self) -> tuple[int, int]:
@@ -160,10 +163,13 @@ def load_preset(name_or_path: str | Path) -> Preset:
         for table in ("train_step_s", "track_fps"):
             if arch not in cost[table]:
                 raise InputError(f"{where}: cost.{table}: no entry for {arch} (needed for the time estimate)")
+    checkpoint = raw.get("student_checkpoint", "best")
+    if checkpoint not in CHECKPOINTS:
+        raise InputError(f"{where}: student_checkpoint: expected one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
     return Preset(
         name=path.stem, path=path, data=_data(raw["data"], f"{where}: data"), hyp=hyp,
         eval=_mapping(raw.get("eval", {}), f"{where}: eval", {"conf", "iou", "tracker"}), teacher=teacher,
         students=students, student_epochs=_int(raw["student_epochs"], f"{where}: student_epochs"),
         seeds=tuple(_int(s, f"{where}: seeds", 0) for s in seeds),
         kd=_mapping(raw.get("kd", {}), f"{where}: kd"), tune=_tune(raw.get("tune"), f"{where}: tune", tuple(students)),
-        cost=cost, device=str(raw.get("device", "auto")))
+        cost=cost, device=str(raw.get("device", "auto")), student_checkpoint=checkpoint)

@@ -28,6 +28,8 @@ GAP_NOTE = ("gap_closed = (mean KD student - mean student) / (mean teacher - mea
             "teacher and student means are equal (gap 0: the ratio is undefined)")
 
 
+STUDENT_CHECKPOINT = {"best": "best.pt (their best validation on the tune set)",
+                      "last": "last epoch's model (last_student.pt)"}
 SPEED_NOTE = ("speed: tracking FPS (model + association, decoding excluded) of each architecture timed alone after "
               "all runs (OUT/speed.json); configurations[*].mean.FPS is the mean of the runs' own timings, taken "
               "while other bench runs may have shared the cores")
@@ -93,9 +95,10 @@ def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict
         "compute_h": sum(r["train_s"] + r["eval_s"] for r in records) / 3600,
         "data": {"size": [d["width"], d["height"]], "frames_per_sequence": d["frames"], "scene": d["scene"],
                  **{which: {**d[which], "sequences": preset.sequence_names(which)} for which in SETS}},
-        "protocol": "train on the train set; the tune set chooses best.pt (validation every epoch) and the KD "
-                    "weights (--tune); every final model is evaluated once on the val set (full split); same seed "
-                    "=> same data order, schedule and augmentation for every configuration",
+        "protocol": "train on the train set; the tune set chooses the teacher's best.pt and the KD weights "
+                    f"(--tune); students are evaluated with their {STUDENT_CHECKPOINT[preset.student_checkpoint]}; "
+                    "every final model is evaluated once on the val set (full split); same seed => same data "
+                    "order, schedule and augmentation for every configuration",
         "imgsz": list(preset.imgsz),
         "tuning": tuning_statement(preset, tuning),
         "speed": speed or {}, "speed_note": SPEED_NOTE,
@@ -135,7 +138,7 @@ def format_markdown(report: dict) -> str:
               f"{report['runs_done']}/{report['runs_planned']} runs. Mean ± std over seeds (n runs); IDF1, MOTA, "
               "HOTA in %, MT and IDSW counts; evaluated once on the val set "
               f"({', '.join(report['data']['val']['sequences'])}, people never seen in training or tuning)."
-              + _speed_sentence(report["speed"])), "",
+              + _speed_sentence(report["speed"]) + f" Protocol: {report['protocol']}."), "",
              "| model | KD | n | params (M) | GFLOPs | FPS" + (" (alone)" if report["speed"] else "") +
              " | IDF1 | MOTA | MT | HOTA | IDSW |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -2,7 +2,9 @@
 
 A run folder holds ``spec.json`` (what defines the run), ``train/`` (the trainer's run folder) and, once
 finished, ``eval.json`` (metrics on its evaluation set, written atomically: a run is done iff it exists).
-A half-trained run continues from ``train/weights/last.pt`` (the trainer's exact resume).
+A half-trained run continues from ``train/weights/last.pt`` (the trainer's exact resume). A finished run
+whose record evaluated another checkpoint than the preset now asks for (``student_checkpoint``) is
+evaluated again, without training.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from tqdm import tqdm
 from eval.model_run import RunSettings, track_and_evaluate
 from mot_kd.bench.data import data_root, frames_of, write_train_data_config
 from mot_kd.bench.parallel import run_parallel, threads_per_job
-from mot_kd.bench.presets import CONFIGURATIONS, METRICS, Preset
+from mot_kd.bench.presets import CHECKPOINTS, CONFIGURATIONS, METRICS, Preset
 from mot_kd.config import load_yaml
 from mot_kd.errors import InputError
 from mot_kd.kd.settings import LOSS_NAMES, load_kd_config
@@ -48,14 +50,31 @@ class RunSpec:
     epochs: int
     kd: dict | None
     eval_set: str  # val (the bench) | tune (the tuning grid)
+    checkpoint: str  # file in train/weights/ that is evaluated: best.pt | last_student.pt
 
     @property
     def eval_path(self) -> Path:
         return self.folder / "eval.json"
 
     @property
-    def done(self) -> bool:
+    def weights(self) -> Path:
+        return self.folder / "train" / "weights" / self.checkpoint
+
+    @property
+    def evaluated(self) -> bool:
+        """Trained and evaluated, with any checkpoint (training is finished: it is never redone)."""
         return self.eval_path.is_file()
+
+    @property
+    def done(self) -> bool:
+        """Evaluated with this spec's checkpoint (a record names the weights it evaluated)."""
+        return self.evaluated and Path(self.record()["weights"]).name == self.checkpoint
+
+    def record(self) -> dict:
+        try:
+            return json.loads(self.eval_path.read_text())
+        except ValueError:
+            raise InputError(f"{self.eval_path}: unreadable run record (delete it to re-evaluate the run)") from None
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -82,14 +101,15 @@ def kd_config(configuration: str, preset_kd: dict, tuned: dict | None) -> dict:
 
 def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:
     """The teacher, then every student x configuration x seed (seed-major: partial results cover all configs)."""
+    student_weights = CHECKPOINTS[preset.student_checkpoint]
     runs = [RunSpec("teacher", out / "runs" / "teacher", "teacher", preset.teacher["model"], None,
-                    preset.teacher["seed"], preset.teacher["epochs"], None, "val")]
+                    preset.teacher["seed"], preset.teacher["epochs"], None, "val", "best.pt")]
     for seed in preset.seeds:
         for arch, configurations in preset.students.items():
             for conf in configurations:
                 kd = None if CONFIGURATIONS[conf] is None else kd_config(conf, preset.kd, tuned)
                 runs.append(RunSpec(f"{arch}/{conf}/seed{seed}", out / "runs" / arch / conf / f"seed{seed}", "student",
-                                    arch, conf, seed, preset.student_epochs, kd, "val"))
+                                    arch, conf, seed, preset.student_epochs, kd, "val", student_weights))
     return runs
 
 
@@ -146,6 +166,7 @@ class Runner:
 
     @property
     def teacher_weights(self) -> Path:
+        """Every KD run distils from the teacher's best.pt (chosen on the tune set)."""
         return self.out / "runs" / "teacher" / "train" / "weights" / "best.pt"
 
     # ------------------------------------------------------------------ estimate
@@ -203,29 +224,23 @@ class Runner:
                     bar.update()
 
                 run_parallel(self.preset, self.out, self.device, rest, jobs, threads, finished)
-        return [self.read_record(r) for r in runs]
-
-    @staticmethod
-    def read_record(spec: RunSpec) -> dict:
-        try:
-            return json.loads(spec.eval_path.read_text())
-        except ValueError:
-            raise InputError(f"{spec.eval_path}: unreadable run record (delete it to re-evaluate the run)") from None
+        return [r.record() for r in runs]
 
     def run_one(self, spec: RunSpec) -> dict:
         logger.info(f"bench: {spec.name} ({spec.arch}, {spec.epochs} epochs, seed {spec.seed}, "
                     f"{'KD' if spec.kd is not None else 'no KD'})")
+        previous = spec.record() if spec.evaluated else None  # trained; evaluated with another checkpoint
         start = time.perf_counter()
-        weights = self.train(spec)
+        self.train(spec)
         train_s = time.perf_counter() - start
-        record = self.evaluate(spec, weights)
-        record.update(train_s=train_s, eval_s=time.perf_counter() - start - train_s)
+        record = self.evaluate(spec)
+        record.update(train_s=previous["train_s"] if previous else train_s, eval_s=time.perf_counter() - start - train_s)
         atomic_write_text(spec.eval_path, json.dumps(record, indent=1))
         logger.info(done_line(spec, record))
         return record
 
-    def train(self, spec: RunSpec) -> Path:
-        """Train (or finish training) the run; returns the checkpoint to evaluate (best on the tune set)."""
+    def train(self, spec: RunSpec) -> None:
+        """Train (or finish training) the run; nothing to do when its results.csv holds every epoch."""
         train_dir = spec.folder / "train"
         finished = len(read_results_csv(train_dir / "results.csv")) >= spec.epochs
         if not finished and (train_dir / "weights" / "last.pt").is_file():
@@ -243,18 +258,17 @@ class Runner:
                 argv += ["--teacher", str(self.teacher_weights), "--student", spec.arch, "--kd", str(kd_path)]
             logger.info("python -m mot_kd.train " + " ".join(argv))
             train_cli.main(argv)
-        return train_dir / "weights" / "best.pt"  # the trainer falls back to the last epoch's model
 
-    def evaluate(self, spec: RunSpec, weights: Path) -> dict:
+    def evaluate(self, spec: RunSpec) -> dict:
         """Track and evaluate ONCE on the spec's evaluation set; metrics, size, speed and provenance."""
-        model = load_checkpoint(weights, select_device(self.device, DistContext()))
+        model = load_checkpoint(spec.weights, select_device(self.device, DistContext()))
         names = self.preset.sequence_names(spec.eval_set)
         result, _, speed = track_and_evaluate(model, data_root(self.out), spec.folder / "eval" / "results", "full",
                                               "all", names, self.run_settings)
         card = model_card(model, self.preset.imgsz)
-        spec_fields = {k: v for k, v in asdict(spec).items() if k not in ("folder", "kd")}
+        spec_fields = {k: v for k, v in asdict(spec).items() if k not in ("folder", "kd", "checkpoint")}
         return {**spec_fields, **{m: result.combined[m] for m in METRICS}, "GT_IDs": result.combined["GT_IDs"],
                 "params_M": card["params"] / 1e6, "GFLOPs": card["gflops"], "FPS": speed["fps"],
-                "weights": str(weights.relative_to(self.out)), "eval_sequences": names,
+                "weights": str(spec.weights.relative_to(self.out)), "eval_sequences": names,
                 "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "machine": describe_machine()}

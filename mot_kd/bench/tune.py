@@ -1,7 +1,7 @@
 """Honest tuning: KD loss weights/temperatures chosen on the tune set, never on the val set.
 
 ``--tune`` trains one KD student (all three losses) per grid point of the preset's ``tune`` section, with
-the tune set choosing best.pt and scoring the point; ``OUT/tuning.json`` records every point and the chosen
+the tune set scoring the point; ``OUT/tuning.json`` records every point and the chosen
 one, whose overrides every later KD run of the bench uses (the val set is evaluated once, afterwards).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mot_kd.bench.presets import Preset
+from mot_kd.bench.presets import CHECKPOINTS, Preset
 from mot_kd.bench.runner import RunSpec, deep_merge, kd_config
 from mot_kd.errors import InputError
 from mot_kd.utils.io import atomic_write_text
@@ -23,7 +23,8 @@ def tune_specs(preset: Preset, out: Path) -> list[RunSpec]:
         raise InputError(f"--tune: preset {preset.name} ({preset.path}) has no tune section")
     t = preset.tune
     return [RunSpec(f"tune/{point}", Path(out) / "tune" / point, "tune", t["student"], "all", t["seed"],
-                    preset.student_epochs, kd_config("all", preset.kd, overrides), "tune")
+                    preset.student_epochs, kd_config("all", preset.kd, overrides), "tune",
+                    CHECKPOINTS[preset.student_checkpoint])
             for point, overrides in t["grid"].items()]
 
 
@@ -40,8 +41,8 @@ def write_tuning(preset: Preset, out: Path, records: list[dict]) -> dict:
         "tuned": "KD loss weights/temperatures: the grid points below, merged over configs/kd/default.yaml "
                  "and the preset's kd section",
         "tuned_on": f"tune set {', '.join(preset.sequence_names('tune'))} (seed {d['tune']['seed']}, "
-                    f"{d['tune']['seqs']} x {d['frames']} frames, full split): it chose each run's best.pt and "
-                    f"scored the point; the val set was not used",
+                    f"{d['tune']['seqs']} x {d['frames']} frames, full split): it scored the point "
+                    f"(each run evaluated with its {preset.student_checkpoint} checkpoint); the val set was not used",
         "student": t["student"], "seed": t["seed"], "select_by": t["select_by"], "points": points,
         "chosen": chosen, "chosen_overrides": t["grid"][chosen],
     }
