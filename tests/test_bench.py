@@ -17,7 +17,7 @@ import yaml
 from mot_kd.bench import main as bench_main
 from mot_kd.bench.presets import load_preset
 from mot_kd.bench.report import GAP_METRICS, aggregate, build_report, gap_closed, gaps, mean_std
-from mot_kd.bench.runner import kd_config
+from mot_kd.bench.runner import fingerprint, kd_config, plan_runs
 from mot_kd.bench.speed import load_speed, representative_runs
 from mot_kd.bench.tune import write_tuning
 from mot_kd.config import CONFIG_ROOT
@@ -344,3 +344,19 @@ def test_switching_student_checkpoint_reevaluates_without_training(smoke, tmp_pa
         assert {m: after[m] for m in METRICS} == {m: before[conf][m] for m in METRICS}
     assert read_json(out / "tune" / "default" / "eval.json")["weights"].endswith("/last_student.pt")
     assert "last epoch" in read_json(out / "kd_bench.json")["protocol"]
+
+
+def test_variant_preset_extends_its_base_and_shares_teacher_and_no_kd_runs(tmp_path):
+    base, variant = load_preset("cpu"), load_preset("cpu_erc_people")
+    assert variant.students == {"yolov5n": ("none", "all", "erc")} and variant.data == base.data
+    assert variant.hyp == base.hyp and variant.teacher == base.teacher and variant.tune == base.tune
+    base_runs = {r.name: r for r in plan_runs(base, tmp_path, None)}
+    for spec in plan_runs(variant, tmp_path, None):
+        same = fingerprint(variant, spec) == fingerprint(base, base_runs[spec.name])
+        assert same == (spec.kd is None)  # cached teacher/no-KD runs are reusable, KD runs are not
+        if spec.kd is not None:
+            assert spec.kd["losses"]["erc"]["env_background"] == 0.0
+    chained = tmp_path / "chained.yaml"
+    chained.write_text("extends: cpu_erc_people\n")
+    with pytest.raises(InputError, match="extends another preset"):
+        load_preset(chained)

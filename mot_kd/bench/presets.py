@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mot_kd.config import load_yaml, resolve_config
+from mot_kd.config import deep_merge, load_yaml, resolve_config
 from mot_kd.data.synthetic_render import SceneConfig
 from mot_kd.errors import InputError
 
@@ -27,7 +27,7 @@ METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 # student_checkpoint -> the trainer's checkpoint a student is evaluated with (the teacher: always best.pt).
 CHECKPOINTS = {"best": "best.pt", "last": "last_student.pt"}
 SETS = ("train", "tune", "val")
-_KEYS = {"description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd", "tune", "cost",
+_KEYS = {"extends", "description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd", "tune", "cost",
          "device", "student_checkpoint"}
 _REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "seeds", "cost"}
 _SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
@@ -126,10 +126,26 @@ def _tune(value, where: str, students: tuple[str, ...]) -> dict | None:
     return tune
 
 
+def _extended(raw: dict, where: str) -> dict:
+    """``extends: BASE``: the base preset's keys with this file's merged over them (mappings key by key).
+
+    Why: a variant (say, one KD value changed) states only what differs, and its teacher and no-KD runs
+    have the same fingerprints as the base's, so copies of those cached runs are accepted (docs/bench.md).
+    """
+    if "extends" not in raw:
+        return raw
+    base_path = resolve_config(str(raw["extends"]), "bench")
+    base = load_yaml(base_path, "bench")
+    if "extends" in base:
+        raise InputError(f"{where}: extends: {base_path} extends another preset itself; extend that one instead")
+    return deep_merge(base, {k: v for k, v in raw.items() if k != "extends"})
+
+
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load and check a preset: a name shipped in ``configs/bench/`` (smoke, cpu, gpu) or a YAML path."""
     path = resolve_config(name_or_path, "bench")
-    raw = _mapping(load_yaml(path, "bench"), str(path), _KEYS, _REQUIRED)
+    raw = _extended(load_yaml(path, "bench"), str(path))
+    raw = _mapping(raw, str(path), _KEYS, _REQUIRED)
     where = str(path)
     students = _mapping(raw["students"], f"{where}: students")
     if not students:

@@ -26,7 +26,7 @@ from eval.model_run import RunSettings, track_and_evaluate
 from mot_kd.bench.data import data_root, frames_of, write_train_data_config
 from mot_kd.bench.parallel import run_parallel, threads_per_job
 from mot_kd.bench.presets import CHECKPOINTS, CONFIGURATIONS, METRICS, Preset
-from mot_kd.config import load_yaml
+from mot_kd.config import deep_merge, load_yaml
 from mot_kd.errors import InputError
 from mot_kd.kd.settings import LOSS_NAMES, load_kd_config
 from mot_kd.models import load_checkpoint
@@ -75,15 +75,6 @@ class RunSpec:
             return json.loads(self.eval_path.read_text())
         except ValueError:
             raise InputError(f"{self.eval_path}: unreadable run record (delete it to re-evaluate the run)") from None
-
-
-def deep_merge(base: dict, update: dict) -> dict:
-    """A copy of ``base`` with ``update`` merged in, nested mappings key by key."""
-    merged = dict(base)
-    for key, value in update.items():
-        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
-    return merged
 
 
 def kd_config(configuration: str, preset_kd: dict, tuned: dict | None) -> dict:

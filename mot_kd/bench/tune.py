@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from mot_kd.bench.presets import CHECKPOINTS, Preset
-from mot_kd.bench.runner import RunSpec, deep_merge, kd_config
+from mot_kd.bench.runner import RunSpec, kd_config
+from mot_kd.config import deep_merge
 from mot_kd.errors import InputError
 from mot_kd.utils.io import atomic_write_text
 
