@@ -17,7 +17,7 @@ import yaml
 from mot_kd.bench import main as bench_main
 from mot_kd.bench.presets import load_preset
 from mot_kd.bench.report import GAP_METRICS, aggregate, build_report, gap_closed, gaps, mean_std
-from mot_kd.bench.runner import fingerprint, kd_config, plan_runs
+from mot_kd.bench.runner import Runner, fingerprint, kd_config, plan_runs
 from mot_kd.bench.speed import load_speed, representative_runs
 from mot_kd.bench.tune import write_tuning
 from mot_kd.config import CONFIG_ROOT
@@ -333,6 +333,11 @@ def test_switching_student_checkpoint_reevaluates_without_training(smoke, tmp_pa
     students = {conf: out / "runs" / "yolov5n" / conf / "seed0" for conf in ("none", "all")}
     before = {conf: read_json(run / "eval.json") for conf, run in students.items()}
     preset = _preset(tmp_path, student_checkpoint="last")
+    loaded = load_preset(preset)
+    student = next(r for r in plan_runs(loaded, out, None) if r.name == "yolov5n/none/seed0")
+    assert student.evaluated and not student.done  # trained, evaluated with best.pt: only the evaluation is left
+    val_frames = loaded.data["val"]["seqs"] * loaded.data["frames"]
+    assert Runner(loaded, out).estimate_s(student) == pytest.approx(val_frames / loaded.cost["track_fps"]["yolov5n"])
     assert bench_main(["--preset", str(preset), "--out", str(out), "--tune"]) == 0
     assert {p: p.stat().st_mtime_ns for p in trained} == trained  # nothing trained again
     assert read_json(out / "runs" / "teacher" / "eval.json") == teacher  # the teacher keeps its best.pt

@@ -162,14 +162,19 @@ class Runner:
 
     # ------------------------------------------------------------------ estimate
     def estimate_s(self, spec: RunSpec) -> float:
-        """Seconds for one run from the preset's cost model (train steps, per-epoch validation, evaluation)."""
+        """Seconds for one run from the preset's cost model (train steps, per-epoch validation, evaluation).
+
+        A run evaluated with another checkpoint is trained already: only its evaluation is left.
+        """
         cost, s = self.preset.cost, self.settings
+        fps = cost["track_fps"][spec.arch]
+        evaluation = frames_of(self.preset, spec.eval_set) / fps
+        if spec.evaluated:
+            return evaluation
         steps = spec.epochs * math.ceil(frames_of(self.preset, "train") / s["batch"])
         step_s = cost["train_step_s"][spec.arch] + (cost["teacher_forward_s"] if spec.kd is not None else 0.0)
         validations = len({e for e in range(spec.epochs) if (e + 1) % s["val_interval"] == 0 or e == spec.epochs - 1})
-        fps = cost["track_fps"][spec.arch]
-        return steps * step_s + validations * frames_of(self.preset, "tune") / fps + \
-            frames_of(self.preset, spec.eval_set) / fps
+        return steps * step_s + validations * frames_of(self.preset, "tune") / fps + evaluation
 
     def plan_text(self, runs: list[RunSpec], jobs: int = 1) -> str:
         """The pending runs and the estimated duration (the teacher alone, the rest shared by ``jobs``)."""
