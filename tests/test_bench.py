@@ -17,7 +17,7 @@ import yaml
 from mot_kd.bench import main as bench_main
 from mot_kd.bench.presets import load_preset
 from mot_kd.bench.report import GAP_METRICS, aggregate, build_report, gap_closed, gaps, mean_std
-from mot_kd.bench.runner import Runner, fingerprint, kd_config, plan_runs
+from mot_kd.bench.runner import Runner, fingerprint, kd_config, plan_runs, same_weights
 from mot_kd.bench.speed import load_speed, representative_runs
 from mot_kd.bench.tune import write_tuning
 from mot_kd.config import CONFIG_ROOT
@@ -345,7 +345,8 @@ def test_switching_student_checkpoint_reevaluates_without_training(smoke, tmp_pa
         after = read_json(run / "eval.json")
         assert after["weights"] == f"runs/yolov5n/{conf}/seed0/train/weights/last_student.pt"
         assert after["train_s"] == before[conf]["train_s"]  # the training's cost, not the re-evaluation's
-        # one epoch: best.pt and last_student.pt hold the same model, so the metrics are the same
+        # one epoch: best.pt and last_student.pt hold the same model, so its evaluation is reused, not redone
+        assert after["same_weights_as"] == before[conf]["weights"]
         assert {m: after[m] for m in METRICS} == {m: before[conf][m] for m in METRICS}
     assert read_json(out / "tune" / "default" / "eval.json")["weights"].endswith("/last_student.pt")
     assert "last epoch" in read_json(out / "kd_bench.json")["protocol"]
@@ -365,3 +366,10 @@ def test_variant_preset_extends_its_base_and_shares_teacher_and_no_kd_runs(tmp_p
     chained.write_text("extends: cpu_erc_people\n")
     with pytest.raises(InputError, match="extends another preset"):
         load_preset(chained)
+
+
+def test_same_weights_compares_architecture_and_every_tensor(smoke, tmp_path):
+    weights = smoke / "runs" / "yolov5n" / "none" / "seed0" / "train" / "weights"
+    assert same_weights(weights / "best.pt", weights / "last_student.pt")  # one epoch: the same model
+    other = smoke / "runs" / "yolov5n" / "all" / "seed0" / "train" / "weights" / "best.pt"
+    assert not same_weights(weights / "best.pt", other)  # same architecture, other training

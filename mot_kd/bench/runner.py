@@ -29,7 +29,7 @@ from mot_kd.bench.presets import CHECKPOINTS, CONFIGURATIONS, METRICS, Preset
 from mot_kd.config import deep_merge, load_yaml
 from mot_kd.errors import InputError
 from mot_kd.kd.settings import LOSS_NAMES, load_kd_config
-from mot_kd.models import load_checkpoint
+from mot_kd.models import load_checkpoint, read_checkpoint
 from mot_kd.models.info import model_card
 from mot_kd.train import cli as train_cli
 from mot_kd.train.distributed import DistContext, select_device
@@ -120,6 +120,13 @@ def check_spec(preset: Preset, spec: RunSpec, write: bool = True) -> None:
                              f"changed); delete {spec.folder} or use another --out")
     elif write:
         atomic_write_text(path, json.dumps(expected, indent=1))
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two model checkpoints hold the same architecture and bit-identical weights."""
+    first, second = read_checkpoint(a), read_checkpoint(b)
+    return first["arch"] == second["arch"] and first["state_dict"].keys() == second["state_dict"].keys() and \
+        all(torch.equal(t, second["state_dict"][k]) for k, t in first["state_dict"].items())
 
 
 def done_line(spec: RunSpec, record: dict) -> str:
@@ -226,6 +233,13 @@ class Runner:
         logger.info(f"bench: {spec.name} ({spec.arch}, {spec.epochs} epochs, seed {spec.seed}, "
                     f"{'KD' if spec.kd is not None else 'no KD'})")
         previous = spec.record() if spec.evaluated else None  # trained; evaluated with another checkpoint
+        if previous is not None and same_weights(self.out / previous["weights"], spec.weights):
+            # best.pt of the last epoch: the same model, hence the same evaluation (tracking is deterministic)
+            record = {**previous, "weights": str(spec.weights.relative_to(self.out)),
+                      "same_weights_as": previous["weights"]}
+            atomic_write_text(spec.eval_path, json.dumps(record, indent=1))
+            logger.info(done_line(spec, record) + f" (same weights as {previous['weights']}, not tracked again)")
+            return record
         start = time.perf_counter()
         self.train(spec)
         train_s = time.perf_counter() - start
