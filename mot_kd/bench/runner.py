@@ -1,10 +1,10 @@
 """Plan and execute the bench's runs, each cached by its folder so an interrupted bench resumes where it stopped.
 
 A run folder holds ``spec.json`` (what defines the run), ``train/`` (the trainer's run folder) and, once
-finished, ``eval.json`` (metrics on its evaluation set, written atomically: a run is done iff it exists).
+finished, ``eval.json`` (metrics on its evaluation set, written atomically, naming the evaluated weights).
 A half-trained run continues from ``train/weights/last.pt`` (the trainer's exact resume). A finished run
 whose record evaluated another checkpoint than the preset now asks for (``student_checkpoint``) is
-evaluated again, without training.
+evaluated again without training (its record reused when both checkpoints hold the same weights).
 """
 from __future__ import annotations
 
