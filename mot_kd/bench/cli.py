@@ -2,8 +2,9 @@
 
 Trains a teacher once, then every student x configuration (no KD, all three losses, ablations) x seed on a
 synthetic train set, validates on a separate tune set (the teacher's best.pt; the students' too unless the
-preset's ``student_checkpoint`` is ``last``), evaluates every final model once on a separate val set, and writes ``OUT/kd_bench.json``, ``kd_bench.md`` and ``kd_bench.png``. Like ``mot_kd.demo`` this is
-a composition root (trainer + tracker + evaluator). Every run is cached in ``OUT/runs/``: run the same
+preset's ``student_checkpoint`` is ``last``), evaluates every final model once on a separate val set, and
+writes ``OUT/kd_bench.json``, ``kd_bench.md`` and ``kd_bench.png``. Like ``mot_kd.demo`` this is a
+composition root (trainer + tracker + evaluator). Every run is cached in ``OUT/runs/``: run the same
 command again to resume after an interruption.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from loguru import logger
 from mot_kd.bench.data import prepare_data
 from mot_kd.bench.presets import Preset, load_preset
 from mot_kd.bench.report import build_report, format_markdown, write_report
-from mot_kd.bench.runner import Runner, check_spec, plan_runs
+from mot_kd.bench.runner import Runner, check_spec, plan_runs, teacher_spec
 from mot_kd.bench.speed import load_speed, time_architectures
 from mot_kd.bench.tune import load_tuning, tune_specs, tuned_overrides, write_tuning
 from mot_kd.errors import InputError, cli_entry
@@ -32,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tune", action="store_true",
                    help="first train the preset's tuning grid and choose KD weights on the tune set (OUT/tuning.json)")
     p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained side by side in worker processes (e.g. 2 on a 2-core CPU; the teacher runs alone)")
+                   help="runs trained side by side in worker processes (e.g. 2 on a 2-core CPU; the teacher "
+                        "runs alone)")
     p.add_argument("--plan", action="store_true", help="print the runs and the estimated duration, then stop")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the cached runs; train nothing")
     args = p.parse_args(argv)
@@ -75,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     prepare_data(preset, out)
     if args.tune:  # the teacher (its run is the same with or without tuning) first: the grid distils from it
-        teacher = plan_runs(preset, out, None)[0]
-        tuning = write_tuning(preset, out, runner.execute([teacher, *specs], args.jobs)[1:])
+        tuning = write_tuning(preset, out, runner.execute([teacher_spec(preset, out), *specs], args.jobs)[1:])
         logger.info(f"tuning: chose {tuning['chosen']} {tuning['chosen_overrides']} on the tune set")
     records = runner.execute(plan_runs(preset, out, tuned_overrides(tuning)), args.jobs)
     time_architectures(preset, out, records, runner.device, runner.run_settings)

@@ -27,8 +27,8 @@ METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 # student_checkpoint -> the trainer's checkpoint a student is evaluated with (the teacher: always best.pt).
 CHECKPOINTS = {"best": "best.pt", "last": "last_student.pt"}
 SETS = ("train", "tune", "val")
-_KEYS = {"extends", "description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd", "tune", "cost",
-         "device", "student_checkpoint"}
+_KEYS = {"extends", "description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd",
+         "tune", "cost", "device", "student_checkpoint"}
 _REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "seeds", "cost"}
 _SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
 

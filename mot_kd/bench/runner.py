@@ -90,11 +90,16 @@ def kd_config(configuration: str, preset_kd: dict, tuned: dict | None) -> dict:
     return load_kd_config(deep_merge(deep_merge(preset_kd, tuned or {}), flags))  # fails early on a bad key
 
 
+def teacher_spec(preset: Preset, out: Path) -> RunSpec:
+    """The teacher's run: always evaluated (and distilled from) with its best.pt, chosen on the tune set."""
+    return RunSpec("teacher", out / "runs" / "teacher", "teacher", preset.teacher["model"], None,
+                   preset.teacher["seed"], preset.teacher["epochs"], None, "val", CHECKPOINTS["best"])
+
+
 def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:
     """The teacher, then every student x configuration x seed (seed-major: partial results cover all configs)."""
     student_weights = CHECKPOINTS[preset.student_checkpoint]
-    runs = [RunSpec("teacher", out / "runs" / "teacher", "teacher", preset.teacher["model"], None,
-                    preset.teacher["seed"], preset.teacher["epochs"], None, "val", "best.pt")]
+    runs = [teacher_spec(preset, out)]
     for seed in preset.seeds:
         for arch, configurations in preset.students.items():
             for conf in configurations:
@@ -164,8 +169,7 @@ class Runner:
 
     @property
     def teacher_weights(self) -> Path:
-        """Every KD run distils from the teacher's best.pt (chosen on the tune set)."""
-        return self.out / "runs" / "teacher" / "train" / "weights" / "best.pt"
+        return teacher_spec(self.preset, self.out).weights
 
     # ------------------------------------------------------------------ estimate
     def estimate_s(self, spec: RunSpec) -> float:
@@ -244,7 +248,8 @@ class Runner:
         self.train(spec)
         train_s = time.perf_counter() - start
         record = self.evaluate(spec)
-        record.update(train_s=previous["train_s"] if previous else train_s, eval_s=time.perf_counter() - start - train_s)
+        eval_s = time.perf_counter() - start - train_s
+        record.update(train_s=previous["train_s"] if previous else train_s, eval_s=eval_s)
         atomic_write_text(spec.eval_path, json.dumps(record, indent=1))
         logger.info(done_line(spec, record))
         return record
