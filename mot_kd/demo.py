@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from loguru import logger  # noqa: E402
 
 from eval.model_run import RunSettings, track_and_evaluate  # noqa: E402
+from mot_kd.config import load_yaml  # noqa: E402
 from mot_kd.data.data_config import load_data_config  # noqa: E402
 from mot_kd.errors import cli_entry  # noqa: E402
 from mot_kd.models import load_checkpoint, read_checkpoint  # noqa: E402
@@ -36,10 +37,14 @@ from mot_kd.utils.io import atomic_path, atomic_write_text  # noqa: E402
 COLUMNS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 
 
+def epochs_done(out: Path) -> int:
+    return len(read_results_csv(out / "results.csv"))
+
+
 def train(out: Path, epochs: int, extra: list[str]) -> Path:
     """Run the training CLI in-process unless this run already finished (an interrupted one resumes)."""
     best = out / "weights" / "best.pt"
-    done = len(read_results_csv(out / "results.csv"))
+    done = epochs_done(out)
     if done >= epochs and best.is_file():
         logger.info(f"{out}: already trained, reusing {best}")
         return best
@@ -53,10 +58,58 @@ def train(out: Path, epochs: int, extra: list[str]) -> Path:
     return best
 
 
+def training_costs(teacher_epochs: int, student_epochs: int) -> list[float]:
+    """Relative cost of the three trainings: epochs x seconds per step measured by the CPU bench
+    (configs/bench/cpu.yaml ``cost``: the demo's 320x192 input and batch 8; a KD step adds a teacher forward).
+    Only the ratios matter: the ETA scales them by the time the finished trainings really took here."""
+    cost = load_yaml("cpu", "bench")["cost"]
+    step = cost["train_step_s"]
+    return [teacher_epochs * step["yolov5s"], student_epochs * step["yolov5n"],
+            student_epochs * (step["yolov5n"] + cost["teacher_forward_s"])]
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_line(k: int, total: int, label: str, remaining: float, measured: list[tuple[float, float]]) -> str:
+    """``[k/total] label`` and the ETA of the trainings left (this one included, ``remaining`` cost units):
+    the seconds per cost unit of what was trained so far (``measured``: (cost units, seconds) pairs)."""
+    units, seconds = sum(u for u, _ in measured), sum(s for _, s in measured)
+    if units <= 0:
+        return f"[{k}/{total}] {label} (ETA once a training is timed)"
+    return f"[{k}/{total}] {label} (ETA of the trainings left: {format_duration(remaining * seconds / units)})"
+
+
+def train_all(out: Path, teacher_epochs: int, student_epochs: int) -> dict[str, Path]:
+    """The three trainings in order, each announced as ``[k/3]`` with the ETA of the trainings left."""
+    stages = [("teacher", "teacher yolov5s", teacher_epochs, ["--model", "yolov5s"]),
+              ("student", "student yolov5n", student_epochs, ["--model", "yolov5n"]),
+              ("kd_student", "KD student yolov5n", student_epochs, ["--student", "yolov5n", "--kd", "default"])]
+    costs = training_costs(teacher_epochs, student_epochs)
+    left = [cost * max(0.0, 1 - epochs_done(out / folder) / epochs)  # a resumed training has less to go
+            for cost, (folder, _, epochs, _) in zip(costs, stages)]
+    measured, trained = [], {}
+    for k, (folder, label, epochs, extra) in enumerate(stages, 1):
+        logger.info(progress_line(k, len(stages), f"{label}, {epochs} epochs", sum(left[k - 1:]), measured))
+        if folder == "kd_student":
+            extra = ["--teacher", str(trained["teacher"]), *extra]
+        began = time.perf_counter()
+        trained[folder] = train(out / folder, epochs, extra)
+        if left[k - 1] > 0:
+            measured.append((left[k - 1], time.perf_counter() - began))
+    return trained
+
+
 def evaluate(weights: Path, data, imgsz: tuple[int, int], out: Path) -> dict:
     model = load_checkpoint(weights)
-    result, _, speed = track_and_evaluate(model, data.root, out / "results" / weights.parent.parent.name, data.val.split, data.detector,
-                                          None, RunSettings(imgsz=imgsz))
+    result, _, speed = track_and_evaluate(model, data.root, out / "results" / weights.parent.parent.name,
+                                          data.val.split, data.detector, None, RunSettings(imgsz=imgsz))
     card = model_card(model, imgsz)
     row = {k: result.combined[k] for k in COLUMNS}
     return {**row, "params_M": card["params"] / 1e6, "GFLOPs": card["gflops"], "FPS": speed["fps"],
@@ -98,10 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--student-epochs", type=int, default=12)
     args = p.parse_args(argv)
     out, start = Path(args.out), time.perf_counter()
-    teacher = train(out / "teacher", args.teacher_epochs, ["--model", "yolov5s"])
-    student = train(out / "student", args.student_epochs, ["--model", "yolov5n"])
-    distilled = train(out / "kd_student", args.student_epochs,
-                      ["--teacher", str(teacher), "--student", "yolov5n", "--kd", "default"])
+    trained = train_all(out, args.teacher_epochs, args.student_epochs)
+    teacher, student, distilled = trained["teacher"], trained["student"], trained["kd_student"]
+    logger.info(f"trainings done in {format_duration(time.perf_counter() - start)}; tracking and evaluating")
     data = load_data_config("demo")
     imgsz = tuple(read_checkpoint(teacher)["meta"]["imgsz"])
     rows = {name: evaluate(weights, data, imgsz, out) for name, weights in
