@@ -22,6 +22,7 @@ setup(
         "opencv-python",
         "loguru",
         "scipy",
+        "threadpoolctl==3.8.0",
         "tqdm",
         "matplotlib",
         "pyyaml",

@@ -176,4 +176,6 @@ def test_bad_sources(seq_dir, tmp_path):
 def test_bench_speed_runs(capsys):
     assert bench_main(["--frames", "3", "--targets", "20", "--detections", "15"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and all("ms" in line and "live tracks" in line for line in lines[1:])
+    assert len(lines) == 5 and "BLAS default" in lines[0] and "shipped (1 BLAS thread)" in lines[1]
+    assert [line.split()[0] for line in lines[2:]] == ["128-d", "512-d", "IoU-only"]
+    assert all(line.count("median") == 2 and line.count("ms") == 2 for line in lines[2:])

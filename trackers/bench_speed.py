@@ -5,17 +5,20 @@ A generated crowd of ``--targets`` pedestrians walks across a 1920x1080 frame; e
 ``--targets`` tracks are alive (tracked + lost). Timed: ``JDETracker.update`` only (Kalman, costs,
 assignment, bookkeeping), after a warm-up that fills the track pool. Target: <= 1 ms/frame.
 
-numpy's OpenBLAS runs the (tracks x D) @ (D x detections) appearance product on several threads; on a
-loaded machine (or beside torch's own threads) that costs far more than it saves at these sizes. Run with
-``OPENBLAS_NUM_THREADS=1`` (set before Python starts) to measure the tracker rather than the contention.
+Two columns on the same frames: the tracker as shipped (one BLAS thread during ``update``, set by
+``trackers.blas``) and with BLAS left at the process default (what numpy does without the limit: several
+threads for the small appearance product, which on a loaded machine costs far more than it saves). Run it
+from a plain shell: with ``OPENBLAS_NUM_THREADS`` set, the default column is no longer the default.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from mot_kd.errors import cli_entry
 from trackers.jde_tracker import JDETracker
@@ -44,9 +47,10 @@ def crowd(frames: int, targets: int, detections: int, dim: int | None, seed: int
         yield boxes, scores, emb
 
 
-def bench(dim: int | None, targets: int, detections: int, frames: int, warmup: int = 30) -> tuple[float, float, float]:
+def bench(dim: int | None, targets: int, detections: int, frames: int, warmup: int = 30,
+          blas_threads: int | None = 1) -> tuple[float, float, float]:
     """Return (median ms/frame, mean ms/frame, mean live tracks) over ``frames`` timed frames."""
-    tracker = JDETracker({"use_embeddings": dim is not None})
+    tracker = JDETracker({"use_embeddings": dim is not None}, blas_threads=blas_threads)
     times, live = [], []
     for i, (boxes, scores, emb) in enumerate(crowd(warmup + frames, targets, detections, dim)):
         start = time.perf_counter()
@@ -57,6 +61,16 @@ def bench(dim: int | None, targets: int, detections: int, frames: int, warmup: i
     return 1e3 * float(np.median(times)), 1e3 * float(np.mean(times)), float(np.mean(live))
 
 
+def machine() -> str:
+    """CPU model, cores, BLAS library and its default thread count, for the header line."""
+    cpu = platform.processor() or "unknown CPU"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    blas = [f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info() if i["user_api"] == "blas"]
+    return f"{cpu}, {os.cpu_count()} cores, BLAS default: {', '.join(blas) or 'none found'}"
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,13 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detections", type=int, default=50, help="detections per frame")
     parser.add_argument("--frames", type=int, default=300, help="timed frames per setting")
     args = parser.parse_args(argv)
-    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    print(f"association ms/frame, {args.detections} detections/frame, {args.targets} targets, {args.frames} frames"
-          f" (OPENBLAS_NUM_THREADS={blas})")
+    env = os.environ.get("OPENBLAS_NUM_THREADS")
+    print(f"association ms/frame, {args.detections} detections/frame, {args.targets} targets, {args.frames} frames;"
+          f" {machine()}" + (f"; OPENBLAS_NUM_THREADS={env} is set, so 'default' is not the default" if env else ""))
+    print(f"  {'mode':16s} {'shipped (1 BLAS thread)':>28s} {'BLAS default':>28s} {'ratio':>6s}  live tracks")
     for dim in (128, 512, None):
-        median, mean, live = bench(dim, args.targets, args.detections, args.frames)
+        pinned, pinned_mean, live = bench(dim, args.targets, args.detections, args.frames, blas_threads=1)
+        default, default_mean, _ = bench(dim, args.targets, args.detections, args.frames, blas_threads=None)
         mode = f"{dim}-d embeddings" if dim else "IoU-only"
-        print(f"  {mode:16s} median {median:.3f} ms  mean {mean:.3f} ms  live tracks {live:.1f}")
+        print(f"  {mode:16s} median {pinned:7.3f} mean {pinned_mean:7.3f} ms  median {default:7.3f} mean "
+              f"{default_mean:7.3f} ms {default / pinned:5.1f}x  {live:.1f}")
     return 0
 
 

@@ -4,6 +4,7 @@ Per frame: (1) high detections vs tracked + lost tracks by fused appearance/moti
 mode); (2) leftover high detections vs leftover tracked tracks by IoU; (3) low detections vs still-unmatched
 tracked tracks by IoU; unconfirmed tracks by IoU or removed; new tracks from leftover high detections;
 expired lost tracks and tracked/lost duplicates removed. Thresholds: ``configs/tracker/default.yaml``.
+Each update runs with one BLAS thread (``trackers.blas``): fast from any shell, no environment variable needed.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mot_kd.errors import InputError
+from trackers.blas import blas_threads
 from trackers.config import load_tracker_config
 from trackers.detections import Detections
 from trackers.kalman import KalmanFilter
@@ -22,11 +24,19 @@ TRACKED, LOST, NEW, REMOVED = TrackState.TRACKED, TrackState.LOST, TrackState.NE
 
 
 class JDETracker:
-    """``update(boxes, scores, embeddings)`` once per frame -> the tracks to report for that frame."""
+    """``update(boxes, scores, embeddings)`` once per frame -> the tracks to report for that frame.
 
-    def __init__(self, cfg: str | Path | dict | None = None, frame_rate: float = 30):
+    ``blas_threads``: BLAS thread limit during ``update`` (1: fastest for these small products; None: keep
+    the process setting, as benchmarks do to measure the difference).
+    """
+
+    def __init__(self, cfg: str | Path | dict | None = None, frame_rate: float = 30, blas_threads: int | None = 1):
         if not frame_rate > 0:
             raise InputError(f"frame_rate: must be positive, got {frame_rate}")
+        if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(blas_threads, int)
+                                         or blas_threads < 1):
+            raise InputError(f"blas_threads: must be a positive integer or None, got {blas_threads!r}")
+        self.blas_threads = blas_threads
         self.cfg = load_tracker_config(cfg)
         self.max_time_lost = int(frame_rate / 30.0 * self.cfg["track_buffer"])
         self.kf = KalmanFilter()
@@ -41,6 +51,10 @@ class JDETracker:
         self.appearance: bool | None = None
 
     def update(self, boxes, scores, embeddings=None) -> list[Track]:
+        with blas_threads(self.blas_threads):
+            return self._update(boxes, scores, embeddings)
+
+    def _update(self, boxes, scores, embeddings) -> list[Track]:
         dets = self._validate(boxes, scores, embeddings)
         cfg, self.frame_id = self.cfg, self.frame_id + 1
         predict_tracks(self.tracks, self.kf)
