@@ -1,7 +1,9 @@
 """Resolve and load YAML configs: a file path, or a name shipped under ``configs/<kind>/``."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
+from typing import Iterable
 
 import yaml
 
@@ -43,3 +45,24 @@ def deep_merge(base: dict, update: dict) -> dict:
         merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
             else value
     return merged
+
+
+def did_you_mean(name, choices: Iterable[str], listing: str | None = "valid keys", always_list: bool = False) -> str:
+    """The hint after an unknown ``name``: `` (did you mean 'x'?)`` for a near miss, else (or also, with
+    ``always_list``) ``; valid keys: a, b`` listing at most 10 choices and their count, so the error stays one
+    short line however many choices there are. ``listing=None``: the near-miss hint or nothing."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    if listing is None or close and not always_list:
+        return hint
+    more = f", ... ({len(choices)} in all)" if len(choices) > 10 else ""
+    return f"{hint}; {listing}: {', '.join(choices[:10])}{more}"
+
+
+def check_keys(mapping: dict, known: Iterable[str], where: str) -> None:
+    """InputError naming the first key of ``mapping`` that is not in ``known``, with a did-you-mean hint."""
+    known = list(known)
+    for key in mapping:
+        if key not in known:
+            raise InputError(f"{where}: unknown key '{key}'{did_you_mean(key, known)}")

@@ -5,11 +5,11 @@ config is an error naming the key and the closest valid one, never a silently ig
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
-from mot_kd.config import load_yaml
+from mot_kd.config import did_you_mean, load_yaml
 from mot_kd.errors import InputError
+from mot_kd.kd.tapspec import parse_taps
 
 LOSS_NAMES = ("erc", "key_feature", "pred_diff")
 TAP_GROUPS = {"erc": ("embedding",), "key_feature": ("neck",), "pred_diff": ("box", "cls")}
@@ -23,9 +23,7 @@ def _merge(base: dict, update: dict, where: str) -> dict:
     merged = dict(base)
     for key, value in update.items():
         if key not in base:
-            close = difflib.get_close_matches(str(key), list(base), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; valid keys: {', '.join(base)}"
-            raise InputError(f"{where}: unknown key '{key}'{hint}")
+            raise InputError(f"{where}: unknown key '{key}'{did_you_mean(key, base)}")
         if isinstance(base[key], dict) and base[key]:  # nested sections merge; teacher_taps ({}) is replaced
             if not isinstance(value, dict):
                 raise InputError(f"{where}.{key}: expected a mapping, got {type(value).__name__}")
@@ -35,11 +33,10 @@ def _merge(base: dict, update: dict, where: str) -> dict:
     return merged
 
 
-def _names(value, where: str) -> list[str]:
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise InputError(f"{where}: expected a module name or a non-empty list of module names, got {value!r}")
-    return list(names)
+def _names(value, where: str) -> list[str | dict]:
+    """Validated taps of one group in their plain config form (see mot_kd.kd.tapspec), so a resolved config
+    stays JSON-serialisable and loads again unchanged."""
+    return [spec.to_config() for spec in parse_taps(value, where)]
 
 
 def _check_loss(name: str, cfg: dict, where: str) -> None:
@@ -66,7 +63,7 @@ def load_kd_config(cfg: str | Path | dict | None) -> dict:
     merged = _merge(load_yaml("default", "kd"), load_yaml(cfg, "kd") if cfg is not None else {}, where)
     merged["taps"] = {group: _names(v, f"{where}.taps.{group}") for group, v in merged["taps"].items()}
     if not isinstance(merged["teacher_taps"], dict):
-        raise InputError(f"{where}.teacher_taps: expected a mapping of tap group to module names")
+        raise InputError(f"{where}.teacher_taps: expected a mapping of tap group to taps")
     teacher = dict(merged["taps"])
     for group, value in merged["teacher_taps"].items():
         if group not in teacher:
