@@ -13,6 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from mot_kd.data.images import read_image
 from mot_kd.data.motchallenge import Sequence, load_sequence
 from mot_kd.errors import InputError
 
@@ -37,11 +38,7 @@ class FrameSource:
 
     def _images(self) -> Iterator[tuple[int, np.ndarray]]:
         for frame in range(self.first, self.last + 1):
-            path = self.sequence.image_path(frame)
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise InputError(f"{path}: missing or unreadable image (frame {frame} of {self.name})")
-            yield frame, image
+            yield frame, read_image(self.sequence.image_path(frame))  # truncated JPEGs too: an error naming the file
 
     def _video(self) -> Iterator[tuple[int, np.ndarray]]:
         capture = cv2.VideoCapture(str(self.path))

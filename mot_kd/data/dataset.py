@@ -24,6 +24,7 @@ from loguru import logger
 from torch.utils.data import DataLoader, Dataset
 
 from mot_kd.data.augment import AugmentConfig, augment, clip_boxes
+from mot_kd.data.images import read_image
 from mot_kd.data.jde_labels import load_jde_set, offset_identities
 from mot_kd.data.letterbox import boxes_to_letterbox, letterbox
 from mot_kd.data.motchallenge import (Sequence, find_sequences, global_identities, read_gt, select_sequences,
@@ -115,14 +116,6 @@ def collect_samples(sources: list[MOTSource | JDESource]) -> tuple[list[Sample],
         logger.info(f"JDE set {jde_set.name}: {len(jde_set)} images, ids {num_ids}..{num_ids + jde_set.num_ids - 1}")
         num_ids += jde_set.num_ids
     return samples, num_ids
-
-
-def read_image(path: Path) -> np.ndarray:
-    """BGR uint8 image, or InputError naming the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"{path}: cannot read image (missing, empty or not an image)")
-    return image
 
 
 class MOTTrainDataset(Dataset):
