@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_data_support import walking_gt, write_jde_set, write_sequence
+from test_data_support import walking_gt, write_jde_set, write_sequence, write_tud_sequence
 
 from mot_kd.data.augment import AugmentConfig, augment, clip_boxes, hsv_jitter
 from mot_kd.data.data_config import load_data_config
@@ -260,3 +260,68 @@ def test_bad_data_configs(tmp_path, text, message):
     path.write_text(text.format(root=tmp_path))
     with pytest.raises(InputError, match=message):
         load_data_config(path)
+
+
+def test_nested_key_typo_gets_did_you_mean(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text(f"root: {tmp_path}\ntrain: {{split: full, sequnces: [A]}}\n")
+    with pytest.raises(InputError) as info:
+        load_data_config(path)
+    assert str(info.value) == f"{path}: train: unknown key 'sequnces' (did you mean 'sequences'?)"
+    path.write_text(f"root: {tmp_path}\nsynthetic: {{seqs: 2, frame: 3, width: 64, height: 64, seed: 0}}\n")
+    with pytest.raises(InputError, match=r"synthetic: unknown key 'frame' \(did you mean 'frames'\?\)$"):
+        load_data_config(path)
+
+
+def test_seqs_selects_a_subset_and_is_checked_before_training(tmp_path):
+    for name in ("TUD-Campus", "TUD-Stadtmitte", "PETS09-S2L1"):
+        write_sequence(tmp_path / "root", name, walking_gt(4), frames=4)
+    path = tmp_path / "d.yaml"
+    path.write_text(f"root: {tmp_path / 'root'}\ntrain: {{split: full, seqs: [TUD-Campus, PETS09-S2L1]}}\n"
+                    f"val: {{split: full, seqs: TUD-Stadtmitte}}\n")
+    config = load_data_config(path)
+    config.check()
+    assert config.train.sequences == ("TUD-Campus", "PETS09-S2L1")
+    assert [s.name for s in config.val_sequences()] == ["TUD-Stadtmitte"]
+    assert len(MOTTrainDataset.from_sources(config.train_sources(), size=SIZE, augment=None)) == 8
+    path.write_text(f"root: {tmp_path / 'root'}\ntrain: {{seqs: [TUD-Campus, TUD-Stadmitte]}}\n")
+    with pytest.raises(InputError) as info:
+        load_data_config(path).check()
+    assert str(info.value) == (f"{path}: train: unknown sequence 'TUD-Stadmitte' (did you mean 'TUD-Stadtmitte'?); "
+                               "available: PETS09-S2L1, TUD-Campus, TUD-Stadtmitte")
+    path.write_text(f"root: {tmp_path / 'root'}\nval: {{sequences: [TUD-Campus], seqs: [TUD-Campus]}}\n")
+    with pytest.raises(InputError, match=r"d\.yaml: val: give sequences or seqs \(the same list\), not both$"):
+        load_data_config(path)
+
+
+@pytest.mark.parametrize("name, benchmark, problem", [
+    ("TUD-Campus", "MOT17", "column 8 (class) holds -1 placeholders (MOT15-style gt)"),
+    ("TUD-Stadtmitte", "MOT20", "columns 8-10 hold world coordinates, not class and visibility (MOT15-style gt)"),
+    ("TUD-Campus", "MOT15", None), ("TUD-Stadtmitte", "mot15", None)])
+def test_val_gt_is_checked_against_the_benchmark(tmp_path, name, benchmark, problem):
+    seq = write_tud_sequence(tmp_path / "root", name, frames=4)
+    path = tmp_path / "d.yaml"
+    path.write_text(f"root: {tmp_path / 'root'}\nbenchmark: {benchmark}\nval: {{split: full, seqs: [{name}]}}\n")
+    config = load_data_config(path)
+    assert config.benchmark == benchmark.upper()
+    if problem is None:
+        config.check()
+        return
+    with pytest.raises(InputError) as info:
+        config.check()
+    assert str(info.value) == (f"{seq}/gt/gt.txt: {problem}, but {path} validates with benchmark {benchmark}: "
+                               "set `benchmark: MOT15` in it")
+
+
+def test_mot17_classes_under_the_mot15_benchmark_are_an_error(tmp_path):
+    rows = walking_gt(4) + [(1, 9, 30, 5, 10, 20, 1, 7, 1.0), (2, 9, 30, 5, 10, 20, 1, 3, 1.0)]
+    seq = write_sequence(tmp_path / "root", "MOT17-02", rows, frames=4)
+    path = tmp_path / "d.yaml"
+    path.write_text(f"root: {tmp_path / 'root'}\nbenchmark: MOT15\nval: {{split: full}}\n")
+    with pytest.raises(InputError) as info:
+        load_data_config(path).check()
+    assert str(info.value) == (f"{seq}/gt/gt.txt: column 8 holds MOT16/17/20 classes other than pedestrians (3, 7), "
+                               f"but {path} validates with benchmark MOT15: set `benchmark: MOT17` (or MOT20) in it")
+    assert load_data_config({"root": str(tmp_path / "root")}).benchmark == "MOT17"  # the default
+    with pytest.raises(InputError, match=r"^data config: benchmark 'MOT18' is not one of MOT15, MOT16, MOT17, MOT20$"):
+        load_data_config({"root": str(tmp_path / "root"), "benchmark": "MOT18"})

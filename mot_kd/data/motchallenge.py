@@ -11,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mot_kd.config import did_you_mean
 from mot_kd.data.mot_files import line_number, read_mot_txt, read_seqinfo
 from mot_kd.errors import InputError
 
 SPLITS = ("full", "train_half", "val_half")
 DETECTORS = ("DPM", "FRCNN", "SDP")
+#: Evaluation protocols (TrackEval's MotChallenge2DBox benchmarks); see eval/protocol.py.
+BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20")
 PEDESTRIAN = 1
 #: MOT16/17 classes whose matched tracker boxes are not counted as false positives (MOT20 adds 6).
 DISTRACTOR_CLASSES = (2, 7, 8, 12)
@@ -175,6 +178,29 @@ def read_gt(seq: Sequence, split: str = "full") -> GroundTruth:
     )
 
 
+def benchmark_mismatch(seq: Sequence, benchmark: str) -> str | None:
+    """Why ``seq``'s gt does not suit ``benchmark``'s protocol (what is in the file), or None.
+
+    MOT16/17/20 scoring needs class ids 1..13 in column 8; MOT15/2DMOT gt holds -1 placeholders or world
+    coordinates there, so the evaluator would stop (after a training epoch, in validation). MOT15 scoring
+    keeps every row, so gt with MOT17 classes other than pedestrians would count cars and reflections.
+    """
+    data = read_mot_txt(seq.gt_path, min_cols=6, max_cols=10)
+    if data.shape[1] < 8:
+        return None  # no class column: every row is a pedestrian under any protocol
+    if benchmark != "MOT15":
+        if not _has_mot17_columns(data):
+            return "columns 8-10 hold world coordinates, not class and visibility (MOT15-style gt)"
+        if (data[:, 7] == -1).any():
+            return "column 8 (class) holds -1 placeholders (MOT15-style gt)"
+        return None
+    others = np.setdiff1d(np.unique(data[:, 7]), (-1, PEDESTRIAN)) if _has_mot17_columns(data) else []
+    if len(others):
+        shown = ", ".join(f"{c:g}" for c in others[:5]) + (f", ... ({len(others)} in all)" if len(others) > 5 else "")
+        return f"column 8 holds MOT16/17/20 classes other than pedestrians ({shown})"
+    return None
+
+
 def _check_column(path: Path, bad: np.ndarray, data: np.ndarray, message: str) -> None:
     if bad.any():
         row = int(np.argmax(bad))
@@ -193,10 +219,10 @@ def select_sequences(sequences: list[Sequence], names: list[str] | None) -> list
     for seq in sequences:
         by_name.setdefault(seq.name, seq)
         by_name.setdefault(_base_name(seq.name), seq)
-    missing = [name for name in names if name not in by_name]
-    if missing:
-        available = ", ".join(seq.name for seq in sequences)
-        raise InputError(f"unknown sequence(s) {', '.join(missing)}; available: {available}")
+    for name in names:
+        if name not in by_name:
+            hint = did_you_mean(name, [seq.name for seq in sequences], "available", always_list=True)
+            raise InputError(f"unknown sequence '{name}'{hint}")
     chosen = {by_name[name].name: by_name[name] for name in names}
     return [seq for seq in sequences if seq.name in chosen]
 
