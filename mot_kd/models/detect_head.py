@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import Detect
+from ultralytics.nn.modules import Conv, Detect
 from ultralytics.utils.tal import dist2bbox, make_anchors
 
 from mot_kd.models.yolo_backbone import LEVELS, Tap
@@ -36,9 +36,14 @@ class LevelTaps(nn.Module):
 class DetectionHead(nn.Module):
     """``forward(feats) -> (box_logits, cls_logits)``: per level (B, 4*reg_max, H, W) and (B, nc, H, W)."""
 
-    def __init__(self, nc: int, in_channels: list[int], strides: tuple[int, ...], reg_max: int = 16):
+    def __init__(self, nc: int, in_channels: list[int], strides: tuple[int, ...], reg_max: int = 16,
+                 legacy_cls_width: int | None = None):
         super().__init__()
         self.detect = _Detect(nc=nc, reg_max=reg_max, ch=tuple(in_channels))
+        if legacy_cls_width:  # ultralytics' v5u/v8 class branch, whose width follows their nc (80 for COCO), so
+            c3 = legacy_cls_width  # their checkpoints' class convolutions load (mot_kd.models.pretrained)
+            self.detect.cv3 = nn.ModuleList(nn.Sequential(Conv(c, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, nc, 1))
+                                            for c in in_channels)
         self.detect.stride = torch.tensor(strides, dtype=torch.float32)
         self.detect.bias_init()
         self.box = LevelTaps()

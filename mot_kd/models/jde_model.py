@@ -38,8 +38,12 @@ class JDEModel(nn.Module):
         self.backbone, self.neck, channels = build_trunk(arch["cfg"], arch["scale"])
         self.decouple = nn.ModuleDict({level: CrossCorrelationDecouple(c) for level, c in zip(LEVELS, channels)})
         self.id_branch = LevelTaps()
-        self.head = DetectionHead(self.nc, channels, self.strides, self.reg_max)
+        self.head = DetectionHead(self.nc, channels, self.strides, self.reg_max, arch["cfg"].get("legacy_cls_width"))
         self.embedding = ScaleAwareEmbedding(channels, self.id_dim)
+        bn = arch["cfg"].get("batchnorm")  # e.g. ultralytics' {eps, momentum}: their checkpoints' weights need them
+        for m in self.modules() if bn else ():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps, m.momentum = float(bn["eps"]), float(bn["momentum"])
 
     def forward(self, images: torch.Tensor) -> dict:
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] % 32 or images.shape[3] % 32:
