@@ -1,0 +1,126 @@
+"""Peer benchmark plumbing: input/output adapters, the detection cache, TUD loading, one tiny run per tracker."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mot_kd.errors import InputError
+from trackers import load_tracker_config
+from trackers.bench_peers import bench_dataset, main, tracker_factories, verdict
+from trackers.peer_data import DetSequence, load_cache, split_by_frame, tud_sequences, write_cache
+from trackers.peers import Boxmot, PeerBoxes, Ultralytics, boxmot_available, boxmot_input, mot_rows, peer_output_rows
+
+
+def test_our_detections_to_peer_inputs():
+    xyxy = np.array([[10.0, 20.0, 50.0, 120.0], [0.0, 0.0, 4.0, 6.0]])
+    scores = np.array([0.9, 0.3])
+    boxes = PeerBoxes(xyxy, scores)
+    np.testing.assert_array_equal(boxes.xywh, [[30, 70, 40, 100], [2, 3, 4, 6]])  # centre x, y, w, h
+    assert boxes.conf.tolist() == pytest.approx([0.9, 0.3]) and boxes.cls.tolist() == [0, 0] and len(boxes) == 2
+    high = boxes[scores > 0.5]
+    assert len(high) == 1 and high.xyxy.tolist() == [[10, 20, 50, 120]]
+    np.testing.assert_array_equal(boxmot_input(xyxy, scores),
+                                  np.array([[10, 20, 50, 120, 0.9, 0], [0, 0, 4, 6, 0.3, 0]], np.float32))
+
+
+def test_peer_output_to_mot_rows():
+    output = np.array([[10, 20, 50, 120, 7, 0.8, 0, 3], [1, 2, 3, 5, 2, 0.5, 0, 0]], np.float32)
+    rows = peer_output_rows(12, output)
+    np.testing.assert_allclose(rows, [[12, 7, 10, 20, 40, 100, 0.8, -1, -1, -1],
+                                      [12, 2, 1, 2, 2, 3, 0.5, -1, -1, -1]], rtol=1e-6)
+    assert peer_output_rows(3, np.zeros((0,), np.float32)).shape == (0, 10)  # ultralytics' empty output
+    np.testing.assert_array_equal(mot_rows(4, [1], [[1, 2, 3, 4]], [0.7]), [[4, 1, 1, 2, 3, 4, 0.7, -1, -1, -1]])
+
+
+def test_split_by_frame_keeps_empty_frames_and_order():
+    frame = np.array([3, 1, 3])
+    xyxy = np.arange(12.0).reshape(3, 4)
+    frames = split_by_frame(frame, 1, 4, xyxy, np.array([0.1, 0.2, 0.3]), None)
+    assert [len(s) for _, s, _ in frames] == [1, 0, 2, 0]
+    assert frames[0][1].tolist() == [0.2] and frames[2][1].tolist() == [0.1, 0.3]
+    assert frames[2][0].tolist() == [[0, 1, 2, 3], [8, 9, 10, 11]] and frames[2][2] is None
+
+
+def walkers(num_frames: int = 20, dim: int = 4) -> DetSequence:
+    """Two well-separated pedestrians walking right; gt = detections (MOT17 layout), unit embeddings."""
+    gt, frames = [], []
+    ident = np.eye(dim)[:2]
+    for t in range(num_frames):
+        xyxy = np.array([[100 + 4 * t, 100, 140 + 4 * t, 200], [400 - 4 * t, 300, 440 - 4 * t, 400]], float)
+        frames.append((xyxy, np.array([0.9, 0.8]), ident.copy()))
+        for k, box in enumerate(xyxy):
+            gt.append([t + 1, k + 1, box[0], box[1], box[2] - box[0], box[3] - box[1], 1, 1, 1])
+    return DetSequence("walk", np.array(gt), 1, 30.0, frames)
+
+
+def test_cache_round_trip_and_errors(tmp_path):
+    seq = walkers(5)
+    path = tmp_path / "c.npz"
+    write_cache(path, [seq], {"weights": "w.pt", "split": "val_half"})
+    (back,), meta = load_cache(path)
+    assert meta["weights"] == "w.pt" and meta["sequences"][0] == {"name": "walk", "first": 1, "last": 5,
+                                                                   "frame_rate": 30.0}
+    assert back.num_frames == 5 and np.array_equal(back.gt, seq.gt)
+    for (b, s, e), (b0, s0, e0) in zip(back.frames, seq.frames):
+        assert np.array_equal(b, b0) and np.array_equal(s, s0) and e.dtype == np.float32 and np.array_equal(e, e0)
+    with pytest.raises(InputError, match="no detection cache"):
+        load_cache(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "x"})))
+    with pytest.raises(InputError, match="other.npz: not a peer-detection cache"):
+        load_cache(tmp_path / "other.npz")
+
+
+def test_tud_published_boxes_become_unit_score_detections(tmp_path):
+    for name in ("TUD-Campus", "TUD-Stadtmitte"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "gt.txt").write_text("1,1,10,20,30,40,1,-1,-1,-1\n3,1,12,20,30,40,1,-1,-1,-1\n")
+        (tmp_path / name / "test.txt").write_text("1,5,11,21,30,40,-1,-1,-1,-1\n2,5,12,21,30,40,-1,-1,-1,-1\n")
+    campus, _ = tud_sequences(tmp_path)
+    assert campus.name == "TUD-Campus" and campus.num_frames == 3 and campus.frame_rate == 25.0
+    assert campus.frames[0][0].tolist() == [[11, 21, 41, 61]] and campus.frames[0][1].tolist() == [1.0]
+    assert len(campus.frames[2][1]) == 0 and campus.frames[0][2] is None
+
+
+def test_every_tracker_follows_two_clean_walkers():
+    """Ours and the ultralytics peers on perfect detections: identical, perfect scores; rows keep frame numbers."""
+    cfg = load_tracker_config("default")
+    factories = [f for f in tracker_factories(cfg, ("ours",), with_boxmot=False)]
+    rows = bench_dataset([walkers()], "MOT17", True, factories, repeat=1)
+    assert [r["tracker"] for r in rows] == ["ours (JDETracker)", "ultralytics ByteTrack",
+                                            "ultralytics BoT-SORT + ReID", "ultralytics OC-SORT"]
+    for r in rows:
+        assert (r["IDSW"], r["IDs"], r["FP"]) == (0, 2, 0), r
+        assert r["IDF1"] > 0.9 and r["ms_per_frame"] > 0
+    assert verdict(rows).count("met") >= 2
+
+
+def test_ultralytics_botsort_gets_our_embeddings_and_our_thresholds():
+    cfg = load_tracker_config("default")
+    peer = Ultralytics("botsort", cfg, 30.0, appearance=True, thresholds="ours")
+    assert peer.tracker.args.with_reid and peer.tracker.args.track_high_thresh == cfg["det_thresh"]
+    out = peer.update(np.array([[0, 0, 40, 100.0]]), np.array([0.9]), np.array([[1.0, 0, 0]]))
+    assert peer.rows(1, out)[:, 1].tolist() == [1]
+    assert Ultralytics("bytetrack", cfg, 15.0, False, "own").tracker.max_frames_lost == 15  # 30 at 30 fps
+
+
+@pytest.mark.skipif(not boxmot_available(), reason="boxmot not installed (benchmark-only, see peer_requirements)")
+@pytest.mark.parametrize("kind", ["bytetrack", "botsort", "ocsort"])
+def test_boxmot_adapters_track_two_walkers(kind):
+    peer = Boxmot(kind, load_tracker_config("default"), 30.0, appearance=True, thresholds="ours")
+    seq = walkers()
+    ids = set()
+    for t, (xyxy, scores, emb) in enumerate(seq.frames):
+        ids.update(peer.rows(t + 1, peer.update(xyxy, scores, emb))[:, 1].tolist())
+    assert len(ids) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--datasets", "tud,mot"], "--datasets: unknown mot"),
+    (["--thresholds", "mine"], "--thresholds: expected own, ours"),
+    (["--repeat", "0"], "--repeat: must be at least 1"),
+])
+def test_cli_rejects_bad_arguments(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

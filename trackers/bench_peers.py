@@ -1,0 +1,173 @@
+"""Our tracker against ByteTrack / BoT-SORT / OC-SORT on the same detections: ``python -m trackers.bench_peers``.
+
+Datasets (``trackers.peer_data``): ``tud`` (published TUD boxes from the motmetrics wheel, IoU-only for
+everyone, MOT15 protocol) and ``synthetic`` (a trained model's detections + embeddings on the synthetic
+val half, cached in ``--cache``; MOT17 protocol). Every tracker sees the same arrays and is scored by our
+TrackEval-exact evaluator; ms/frame times the tracker's update call alone (adapters excluded), all under
+one BLAS thread so the comparison is about the trackers, not thread contention. Peers that are not
+installed are skipped with the command that installs them. This is a benchmark script, a composition root:
+it imports ``eval`` to score the trackers.
+
+Cache once (a tiny CPU model is enough; it only has to produce realistic detections and embeddings):
+``python -m mot_kd.train --model yolov5n --data synthetic --hyp demo --epochs 10 --out runs/bench_peers/model``
+then ``python -m trackers.bench_peers --weights runs/bench_peers/model/weights/best.pt``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+from tqdm import tqdm
+
+from eval import SequenceData, evaluate
+from mot_kd.errors import InputError, cli_entry
+from mot_kd.utils.io import atomic_write_text
+from trackers import load_tracker_config
+from trackers.blas import blas_threads
+from trackers.peer_data import DetSequence, load_cache, make_model_cache, tud_sequences
+from trackers.peers import BOXMOT_INSTALL, Boxmot, Ours, Ultralytics, boxmot_available
+
+DEFAULT_CACHE = Path("runs/bench_peers/synthetic_dets.npz")
+COLUMNS = ("IDF1", "HOTA", "MOTA", "IDSW", "IDs", "FP", "FN")
+PEER_KINDS = ("bytetrack", "botsort", "ocsort")
+
+
+def tracker_factories(cfg: dict, thresholds: tuple[str, ...], with_boxmot: bool) -> list[tuple[str, callable]]:
+    """(label, make(frame_rate, appearance)) for ours and every peer in every threshold mode."""
+    out = [("ours", lambda fps, app: Ours(cfg, fps, app))]
+    packages = [("ultralytics", Ultralytics)] + ([("boxmot", Boxmot)] if with_boxmot else [])
+    for package, cls in packages:
+        for kind in PEER_KINDS:
+            for mode in thresholds:
+                out.append((f"{package}:{kind}:{mode}",
+                            lambda fps, app, c=cls, k=kind, m=mode: c(k, cfg, fps, app, m)))
+    return out
+
+
+def run_tracker(make, seq: DetSequence, appearance: bool) -> tuple[np.ndarray, float, str]:
+    """Track one sequence; return (MOT rows with original frame numbers, seconds in update, tracker name)."""
+    tracker = make(seq.frame_rate, appearance)
+    chunks, seconds = [], 0.0
+    with blas_threads(1):
+        for i, (xyxy, scores, emb) in enumerate(seq.frames):
+            start = time.perf_counter()
+            output = tracker.update(xyxy, scores, emb if appearance else None)
+            seconds += time.perf_counter() - start
+            chunks.append(tracker.rows(seq.first + i, output))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 10)), seconds, tracker.name
+
+
+def bench_dataset(seqs: list[DetSequence], benchmark: str, appearance: bool, factories, repeat: int = 3
+                  ) -> list[dict]:
+    """One row per tracker: combined metrics over ``seqs`` and ms/frame, the best of ``repeat`` passes.
+
+    The first pass of a tracker pays one-off costs (imports, first calls into compiled code); the others
+    show its steady per-frame cost. Results are deterministic, so every pass tracks the same.
+    """
+    rows = []
+    frames = sum(s.num_frames for s in seqs)
+    for label, make in tqdm(factories, desc=f"trackers ({benchmark})", leave=False):
+        passes = []
+        for _ in range(repeat):
+            passes.append([run_tracker(make, seq, appearance) for seq in seqs])
+        seconds = min(sum(sec for _, sec, _ in p) for p in passes)
+        name = passes[0][0][2]
+        results = [SequenceData(seq.name, seq.gt, tracked, seq.num_frames, seq.first)
+                   for seq, (tracked, _, _) in zip(seqs, passes[0])]
+        combined = evaluate(results, benchmark).combined
+        mode = label.rsplit(":", 1)[-1] if ":" in label else "ours"
+        rows.append({"tracker": name, "thresholds": mode, "ms_per_frame": 1e3 * seconds / max(frames, 1),
+                     **{k: combined[k] for k in COLUMNS}})
+    return rows
+
+
+def format_table(title: str, rows: list[dict]) -> str:
+    lines = [f"### {title}", "", "| tracker | thresholds | IDF1 | HOTA | MOTA | IDSW | IDs | FP | FN | ms/frame |",
+             "|" + " --- |" * 10]
+    for r in rows:
+        lines.append(f"| {r['tracker']} | {r['thresholds']} | {100 * r['IDF1']:.1f} | {100 * r['HOTA']:.1f} | "
+                     f"{100 * r['MOTA']:.1f} | {r['IDSW']} | {r['IDs']} | {r['FP']} | {r['FN']} | "
+                     f"{r['ms_per_frame']:.3f} |")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict]) -> str:
+    """Goal line: our IDF1 and HOTA against the best peer's, our ms/frame against the fastest peer's."""
+    ours, peers = rows[0], rows[1:]
+    if not peers:
+        return "no peers ran"
+    parts = []
+    for key in ("IDF1", "HOTA"):
+        best = max(peers, key=lambda r: r[key])
+        parts.append(f"{key} ours {100 * ours[key]:.1f} vs best peer {100 * best[key]:.1f} ({best['tracker']}, "
+                     f"{best['thresholds']}): {'met' if ours[key] >= best[key] else 'missed'}")
+    fastest = min(peers, key=lambda r: r["ms_per_frame"])
+    parts.append(f"ms/frame ours {ours['ms_per_frame']:.3f} vs fastest peer {fastest['ms_per_frame']:.3f} "
+                 f"({fastest['tracker']}): {'met' if ours['ms_per_frame'] <= fastest['ms_per_frame'] else 'missed'}")
+    return "; ".join(parts)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m trackers.bench_peers", description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="tud,synthetic", help="comma list of tud, synthetic")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="synthetic detections + embeddings (.npz)")
+    p.add_argument("--weights", help="model checkpoint: (re)build --cache from the synthetic val split first")
+    p.add_argument("--data", default="synthetic", help="data config for --weights (name or YAML)")
+    p.add_argument("--tracker", default="default", help="our tracker config (its thresholds = 'ours' mode)")
+    p.add_argument("--thresholds", default="own,ours",
+                   help="peer score thresholds: own (peer defaults), ours (our det/low/new-track split), or both")
+    p.add_argument("--repeat", type=int, default=3, help="timed passes per tracker; ms/frame is the best")
+    p.add_argument("--no-boxmot", action="store_true", help="skip boxmot even when it is installed")
+    p.add_argument("--json", type=Path, help="also write all rows as JSON")
+    return p.parse_args(argv)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = sorted(set(datasets) - {"tud", "synthetic"})
+    if unknown or not datasets:
+        raise InputError(f"--datasets: unknown {', '.join(unknown) or '(empty)'}; choose from tud, synthetic")
+    thresholds = tuple(t.strip() for t in args.thresholds.split(",") if t.strip())
+    if not thresholds or set(thresholds) - {"own", "ours"}:
+        raise InputError(f"--thresholds: expected own, ours or own,ours, got {args.thresholds!r}")
+    if args.repeat < 1:
+        raise InputError(f"--repeat: must be at least 1, got {args.repeat}")
+    cfg = load_tracker_config(args.tracker)
+    with_boxmot = not args.no_boxmot and boxmot_available()
+    if not with_boxmot and not args.no_boxmot:
+        logger.warning(f"boxmot not installed: its trackers are skipped (install beside, not into, the main "
+                       f"environment: {BOXMOT_INSTALL})")
+    factories = tracker_factories(cfg, thresholds, with_boxmot)
+    if args.weights:
+        make_model_cache(args.weights, args.cache, args.data)
+    report, tables = {}, []
+    if "tud" in datasets:
+        rows = bench_dataset(tud_sequences(), "MOT15", False, factories, args.repeat)
+        report["tud"] = rows
+        tables.append(format_table("TUD-Campus + TUD-Stadtmitte (published boxes, IoU-only, MOT15)", rows)
+                      + "\n\n" + verdict(rows))
+    if "synthetic" in datasets:
+        if args.cache.is_file() or args.weights:
+            seqs, meta = load_cache(args.cache)
+            rows = bench_dataset(seqs, "MOT17", True, factories, args.repeat)
+            report["synthetic"] = {"cache": meta, "rows": rows}
+            title = (f"synthetic {meta['split']} ({len(seqs)} sequences, {sum(s.num_frames for s in seqs)} frames), "
+                     f"{Path(meta['weights']).name} detections + embeddings, MOT17")
+            tables.append(format_table(title, rows) + "\n\n" + verdict(rows))
+        else:
+            logger.warning(f"{args.cache}: no detection cache, synthetic skipped (build it with --weights CKPT; "
+                           "see python -m trackers.bench_peers --help)")
+    print("\n\n".join(tables))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
