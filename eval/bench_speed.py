@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # allow `python eval/bench_speed.py`
 from eval.loading import evaluate_folder  # noqa: E402
 from eval.motmetrics_compat import motmetrics_mot_challenge  # noqa: E402
 from eval.synthetic import make_sequence  # noqa: E402
-from eval.trackeval_ref import run_trackeval, write_trackeval_layout  # noqa: E402
+from eval.trackeval_ref import differences, run_trackeval, write_trackeval_layout  # noqa: E402
 from mot_kd.data.mot_files import write_seqinfo  # noqa: E402
 
 MOT17_TRAIN = {"MOT17-02": 600, "MOT17-04": 1050, "MOT17-05": 837, "MOT17-09": 525, "MOT17-10": 654,
@@ -53,20 +53,6 @@ def timed(fn, repeat: int):
     return best, out
 
 
-def compare(ours, ref) -> list[str]:
-    """Every TrackEval field, per sequence and COMBINED: counts exact, floats to 1e-9."""
-    problems = []
-    for seq, metrics in ref.items():
-        for metric, fields in metrics.items():
-            if metric == "Count":
-                continue
-            for name, value in fields.items():
-                mine = np.asarray(ours.raw[seq][metric][name], float)
-                if not np.allclose(mine, np.asarray(value, float), rtol=0, atol=1e-9):
-                    problems.append(f"{seq} {metric}.{name}: ours {mine} vs TrackEval {value}")
-    return problems
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -85,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             t_mm, mm = timed(lambda: motmetrics_mot_challenge(
                 {n: str(root / "gt" / n / "gt" / "gt.txt") for n in names},
                 {n: str(results_dir / f"{n}.txt") for n in names}), 1)
-    problems = compare(ours, ref)
+    problems = differences(ours, ref, atol=1e-9)
     print(f"\n{'COMBINED':<12}" + "".join(f"{k:>9}" for k in SHOWN))
     rows = [("ours", ours.combined), ("TrackEval", {**ours.combined, **_public(ref["COMBINED"])})]
     if not args.skip_motmetrics:

@@ -48,6 +48,11 @@ def _matches(p: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return e.frame, p.gt_id[e.gt], p.trk_id[e.trk], e.iou
 
 
+def _previous(a: np.ndarray) -> np.ndarray:
+    """Each element's predecessor (-1 before the first); same length as ``a`` for any length, even 0."""
+    return np.concatenate(([-1], a[:-1]))[:len(a)]
+
+
 def count(p: Prepared) -> dict:
     """Per-sequence CLEAR result (TrackEval fields, including its early-return values for empty input)."""
     res = {field: 0 for field in FLOAT_FIELDS + INTEGER_FIELDS}
@@ -65,9 +70,9 @@ def count(p: Prepared) -> dict:
     step = np.cumsum(active)[frame]
     order = np.lexsort((step, gid))
     g, t, s = gid[order], tid[order], step[order]
-    same_gt = np.r_[False, g[1:] == g[:-1]]
-    idsw = int(np.sum(same_gt & np.r_[False, t[1:] != t[:-1]]))
-    starts = ~(same_gt & np.r_[False, s[1:] == s[:-1] + 1])  # (re)starts of being tracked
+    same_gt = g == _previous(g)  # ids are >= 0, so the first match never equals its -1 "predecessor"
+    idsw = int(np.sum(same_gt & (t != _previous(t))))
+    starts = ~(same_gt & (s == _previous(s) + 1))  # (re)starts of being tracked
     frag_count = np.bincount(g[starts], minlength=p.num_gt_ids)
     gt_count = np.bincount(p.gt_id, minlength=p.num_gt_ids)
     ratio = np.bincount(g, minlength=p.num_gt_ids)[gt_count > 0] / gt_count[gt_count > 0]

@@ -73,7 +73,7 @@ def count(p: Prepared) -> dict:
     # Matches per cell and alpha: alphas are nested thresholds, so count by "last alpha passed", then cumsum.
     passed = ok.sum(1)
     hist = np.bincount(mcell * (len(ALPHAS) + 1) + passed, minlength=len(cells) * (len(ALPHAS) + 1))
-    per_cell = np.cumsum(hist.reshape(len(cells), -1)[:, :0:-1], axis=1)[:, ::-1].astype(float)
+    per_cell = np.cumsum(hist.reshape(len(cells), len(ALPHAS) + 1)[:, :0:-1], axis=1)[:, ::-1].astype(float)
     used = per_cell.any(1)
     mc = per_cell[used]
     union = gt_count[cell_g[used]][:, None] + trk_count[cell_t[used]][:, None] - mc
