@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from eval.metrics import clear, hota, identity
-from eval.protocol import SequenceData, prepare
+from eval.protocol import SequenceData, listing, prepare
 from mot_kd.errors import InputError
 
 METRICS = {"HOTA": hota, "CLEAR": clear, "Identity": identity}
@@ -54,8 +54,9 @@ def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", prepro
     """Evaluate sequences like TrackEval's MotChallenge2DBox + HOTA/CLEAR/Identity; raises InputError."""
     sequences = list(sequences)
     names = [s.name for s in sequences]
-    if len(set(names)) != len(names):
-        raise InputError(f"duplicate sequence names in {names}")
+    unique, counts = np.unique(names, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(f"duplicate sequence names: {listing(unique[counts > 1].tolist())}")
     result = EvalResult(benchmark)
     all_counts = []
     for seq in tqdm(sequences, desc="evaluate", unit="seq", disable=not progress, leave=False):

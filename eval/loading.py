@@ -9,10 +9,13 @@ import numpy as np
 from loguru import logger
 
 from eval.evaluate import EvalResult, evaluate
-from eval.protocol import SequenceData
+from eval.protocol import SequenceData, listing
 from mot_kd.data.mot_files import read_mot_txt
-from mot_kd.data.motchallenge import Sequence, find_sequences, split_range
+from mot_kd.data.motchallenge import Sequence, find_sequences, select_sequences, split_range
 from mot_kd.errors import InputError
+
+#: What to do with a sequence that has no result file: stop (like TrackEval) or count it as empty.
+MISSING = ("error", "empty")
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,12 @@ class Protocol:
                 "result_numbering": dict(self.numbering)}
 
 
-def load_gt(data_root: str | Path, split: str = "full", detector: str = "FRCNN") -> list[GtSequence]:
-    """Sequences under ``data_root`` with their gt (raw gt.txt rows: TrackEval reads column 7 with ``int()``)."""
+def load_gt(data_root: str | Path, split: str = "full", detector: str = "FRCNN", seqs: list[str] | None = None
+            ) -> list[GtSequence]:
+    """Sequences under ``data_root`` (only those named in ``seqs``, full or base names, if given) with their gt
+    (raw gt.txt rows: TrackEval reads column 7 with ``int()``). Unselected sequences' gt is never read."""
     out = []
-    for seq in find_sequences(data_root, detector):
+    for seq in select_sequences(find_sequences(data_root, detector), seqs):
         first, last = split_range(seq.seq_length, split)
         gt = read_mot_txt(seq.gt_path, min_cols=6, max_cols=10)
         frames = gt[:, 0]
@@ -79,20 +84,40 @@ def align_results(rows: np.ndarray, gt: GtSequence, path: Path | str) -> tuple[n
                      f"nor 1..{count} (renumbered from 1) for {gt.name}")
 
 
-def load_results(gts: list[GtSequence], results_dir: str | Path) -> tuple[list[SequenceData], dict[str, str]]:
-    """Pair every gt sequence with ``results_dir/<SEQ>.txt``; a missing file counts as empty (warning)."""
+def _missing_files_error(results_dir: Path, names: set[str], files: dict[str, Path]) -> InputError:
+    """Why sequences lack result files, in the words that fit the folder (empty, other sequences', some)."""
+    hint = "--missing empty counts missing sequences as empty"
+    missing = sorted(names - files.keys())
+    if not files:
+        return InputError(f"{results_dir}: no result files (*.txt) in the results folder, expected one per sequence "
+                          f"like {missing[0]}.txt ({hint})")
+    if len(missing) == len(names):
+        return InputError(f"{results_dir}: no result file matches a sequence (expected e.g. {missing[0]}.txt, "
+                          f"found {listing(sorted(files))}; {hint})")
+    return InputError(f"{results_dir}: no result file for {len(missing)} of {len(names)} sequences: "
+                      f"{listing([n + '.txt' for n in missing])} ({hint})")
+
+
+def load_results(gts: list[GtSequence], results_dir: str | Path, missing: str = "error"
+                 ) -> tuple[list[SequenceData], dict[str, str]]:
+    """Pair every gt sequence with ``results_dir/<SEQ>.txt``.
+
+    A sequence without a file is an error, as in TrackEval (an empty or wrong folder must not score as a
+    tracker that found nobody), unless ``missing="empty"``: then it counts as empty, with a warning.
+    """
+    if missing not in MISSING:
+        raise InputError(f"missing={missing!r}: choose one of {', '.join(MISSING)}")
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise InputError(f"{results_dir}: results folder not found")
     names = {g.name for g in gts}
     files = {p.stem: p for p in results_dir.glob("*.txt")}
-    if files and not names & files.keys():
-        raise InputError(f"{results_dir}: no result file matches a sequence (expected e.g. {sorted(names)[0]}.txt, "
-                         f"found {', '.join(sorted(files)[:5])})")
+    if missing == "error" and names - files.keys():
+        raise _missing_files_error(results_dir, names, files)
     known_roots = {n.rsplit("-", 1)[0] for n in names}
     unknown = sorted(s for s in files if s not in names and s.rsplit("-", 1)[0] not in known_roots)
     if unknown:
-        logger.warning(f"{results_dir}: ignoring result files for unknown sequences: {', '.join(unknown)}")
+        logger.warning(f"{results_dir}: ignoring result files for unknown sequences: {listing(unknown, 10)}")
     sequences, numbering = [], {}
     for gt in gts:
         path = files.get(gt.name)
@@ -116,9 +141,11 @@ def describe_numbering(numbering: dict[str, str]) -> str:
 
 
 def evaluate_folder(data_root: str | Path, results_dir: str | Path, split: str = "full", benchmark: str = "MOT17",
-                    detector: str = "FRCNN", progress: bool = False) -> tuple[EvalResult, Protocol]:
-    """Evaluate a results folder against a data root (gt loading, alignment, evaluation)."""
-    gts = load_gt(data_root, split, detector)
-    sequences, numbering = load_results(gts, results_dir)
+                    detector: str = "FRCNN", progress: bool = False, seqs: list[str] | None = None,
+                    missing: str = "error") -> tuple[EvalResult, Protocol]:
+    """Evaluate a results folder against a data root (gt loading, alignment, evaluation); ``seqs`` and
+    ``missing`` as in :func:`load_gt` and :func:`load_results`."""
+    gts = load_gt(data_root, split, detector, seqs)
+    sequences, numbering = load_results(gts, results_dir, missing)
     protocol = Protocol(benchmark, split, detector, numbering)
     return evaluate(sequences, benchmark, progress=progress), protocol

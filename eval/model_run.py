@@ -14,7 +14,6 @@ from torch import nn
 from eval.evaluate import EvalResult, evaluate
 from eval.loading import Protocol, load_gt, load_results
 from mot_kd.data.motchallenge import unique_by_gt
-from mot_kd.errors import InputError
 from trackers import load_tracker_config, run_sequence
 from trackers.track import model_detector
 
@@ -37,14 +36,9 @@ def track_and_evaluate(model: nn.Module, data_root: str | Path, results_dir: str
 
     Returns the evaluation, its protocol and a speed summary ``{frames, detect_s, associate_s, fps}``.
     """
-    gts = load_gt(data_root, split, detector)
+    gts = load_gt(data_root, split, detector, sequences)
     one_copy = {s.name for s in unique_by_gt([g.seq for g in gts])}  # MOT17 --detector all: track one copy
     gts = [g for g in gts if g.name in one_copy]
-    if sequences is not None:
-        unknown = sorted(set(sequences) - {g.name for g in gts})
-        if unknown:
-            raise InputError(f"sequences {', '.join(unknown)} not found under {data_root}")
-        gts = [g for g in gts if g.name in set(sequences)]
     tracker_cfg = load_tracker_config(settings.tracker)
     detect = model_detector(model, settings.imgsz, settings.conf, settings.iou)
     results_dir = Path(results_dir)

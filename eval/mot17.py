@@ -13,7 +13,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from eval.loading import describe_numbering, evaluate_folder
+from eval.loading import MISSING, describe_numbering, evaluate_folder
 from eval.protocol import BENCHMARKS
 from eval.report import format_table, write_csv, write_json
 from mot_kd.data.motchallenge import DETECTORS, SPLITS
@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--benchmark", default="MOT17", choices=BENCHMARKS)
     parser.add_argument("--detector", default="FRCNN", choices=(*DETECTORS, "all"),
                         help="which MOT17 copy to evaluate (the three share gt)")
+    parser.add_argument("--seqs", nargs="+", metavar="NAME",
+                        help="evaluate only these sequences of the data root (full names, or MOT17-02 for the "
+                             "--detector copy)")
+    parser.add_argument("--missing", default="error", choices=MISSING,
+                        help="a sequence without <SEQ>.txt in --results: stop with an error (default, like "
+                             "TrackEval) or count it as empty (no boxes)")
     parser.add_argument("--json", help="write {combined, sequences, protocol} here")
     parser.add_argument("--csv", help="write one row per sequence plus COMBINED here")
     return parser.parse_args(argv)
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = {"fps": speed["fps"], "speed": speed, "weights": args.weights}
     elif args.results:
         result, protocol = evaluate_folder(args.data_root, args.results, args.split, args.benchmark, args.detector,
-                                           progress=True)
+                                           progress=True, seqs=args.seqs, missing=args.missing)
     else:
         raise InputError("--results is required (or --weights to track with a model first)")
     logger.info(f"{len(result.sequences)} sequences, {args.benchmark} protocol, split {args.split}, "
@@ -82,7 +88,7 @@ def run_weights(args: argparse.Namespace):
     settings = RunSettings(imgsz, args.conf, args.iou, args.tracker)
     video_dir = results / "videos" if args.save_video else None
     logger.info(f"tracking with {args.weights} at {imgsz[0]}x{imgsz[1]} -> {results}")
-    return track_and_evaluate(model, args.data_root, results, args.split, args.detector, None, settings,
+    return track_and_evaluate(model, args.data_root, results, args.split, args.detector, args.seqs, settings,
                               args.benchmark, video_dir)
 
 

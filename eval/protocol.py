@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from eval.frames import EPS, Edges, match_edges, overlap_edges
-from mot_kd.data.motchallenge import DISTRACTOR_CLASSES
+from mot_kd.data.motchallenge import BENCHMARKS, DISTRACTOR_CLASSES
 from mot_kd.errors import InputError
 
-BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20")
 #: TrackEval's class ids (its ``class_name_to_class_id``).
 VALID_GT_CLASSES = tuple(range(1, 14))
 PEDESTRIAN = 1
@@ -61,6 +60,13 @@ class Prepared:
     @property
     def num_trk_dets(self) -> int:
         return len(self.trk_frame)
+
+
+def listing(values, limit: int = 3) -> str:
+    """The first ``limit`` values and how many there are, so that an error stays one short line."""
+    values = list(values)
+    more = f", ... ({len(values):,} in all)" if len(values) > limit else ""
+    return ", ".join(str(v) for v in values[:limit]) + more
 
 
 def _as_rows(rows: np.ndarray, what: str) -> np.ndarray:
@@ -127,8 +133,9 @@ def prepare(seq: SequenceData, benchmark: str = "MOT17", preprocess: bool = True
     if not mot15:
         invalid = np.setdiff1d(np.unique(gt_cls), VALID_GT_CLASSES)
         if len(invalid):
-            raise InputError(f"{gt_what}: gt class ids {invalid.tolist()} are not MOTChallenge classes 1..13 "
-                             f"(MOT15-style gt? use --benchmark MOT15)")
+            rows = int(np.isin(gt_cls, invalid).sum())
+            raise InputError(f"{gt_what}: gt class ids {listing(invalid.tolist())} in {rows:,} of {len(gt_cls):,} "
+                             f"rows are not MOTChallenge classes 1..13 (MOT15-style gt? use --benchmark MOT15)")
 
     edges = overlap_edges(gt_frame, gt[:, 2:6], trk_frame, trk[:, 2:6], seq.num_frames)
     keep_trk = np.ones(len(trk), bool)

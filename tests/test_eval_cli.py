@@ -71,13 +71,79 @@ def test_val_half_accepts_both_numberings(dataset, tmp_path):
     assert a.combined["GT_Dets"] < full.combined["GT_Dets"]
 
 
-def test_missing_result_counts_as_empty(dataset, capsys):
+def last_error_line(capsys) -> str:
+    err = capsys.readouterr().err.split("\r")[-1]  # after any progress bar
+    assert err.startswith("error: ") and "Traceback" not in err and err.count("\n") == 1
+    return err.strip()
+
+
+def test_missing_result_is_an_error_unless_counted_as_empty(dataset, tmp_path, capsys):
     root, res, _ = dataset
     (res / "MOT17-04-FRCNN.txt").unlink()
-    result, protocol = evaluate_folder(root, res)
-    assert protocol.numbering["MOT17-04-FRCNN"] == "missing"
-    seq = result.sequences["MOT17-04-FRCNN"]
-    assert seq["TP"] == 0 and seq["FN"] == seq["GT_Dets"] > 0
+    assert run(["--data-root", str(root), "--results", str(res)]) == 2
+    assert last_error_line(capsys) == (f"error: {res}: no result file for 1 of 2 sequences: MOT17-04-FRCNN.txt "
+                                       "(--missing empty counts missing sequences as empty)")
+    out_json = tmp_path / "m.json"
+    assert run(["--data-root", str(root), "--results", str(res), "--missing", "empty", "--json", str(out_json)]) == 0
+    data = json.loads(out_json.read_text())
+    assert data["protocol"]["result_numbering"] == {"MOT17-02-FRCNN": "original", "MOT17-04-FRCNN": "missing"}
+    seq = data["sequences"]["MOT17-04-FRCNN"]
+    assert seq["TP"] == seq["FP"] == seq["Dets"] == 0 and seq["FN"] == seq["GT_Dets"] > 0 and seq["HOTA"] == 0
+    result, protocol = evaluate_folder(root, res, missing="empty")
+    assert result.sequences == data["sequences"] and protocol.numbering["MOT17-04-FRCNN"] == "missing"
+    with pytest.raises(ValueError, match="missing='zero': choose one of error, empty"):
+        evaluate_folder(root, res, missing="zero")
+
+
+def test_empty_results_folder_is_an_error_unless_counted_as_empty(dataset, tmp_path, capsys):
+    root, _, _ = dataset
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("not a result file")
+    assert run(["--data-root", str(root), "--results", str(empty)]) == 2
+    assert last_error_line(capsys) == (f"error: {empty}: no result files (*.txt) in the results folder, expected one "
+                                       "per sequence like MOT17-02-FRCNN.txt (--missing empty counts missing "
+                                       "sequences as empty)")
+    result, protocol = evaluate_folder(root, empty, missing="empty")
+    assert set(protocol.numbering.values()) == {"missing"}
+    c = result.combined
+    assert (c["TP"], c["FP"], c["IDTP"], c["MT"], c["HOTA"], c["MOTA"]) == (0, 0, 0, 0, 0.0, 0.0)
+    assert c["FN"] == c["GT_Dets"] > 0 and c["ML"] == c["GT_IDs"] > 0
+
+
+def test_folder_of_other_sequences_results_follows_the_same_rule(dataset, capsys):
+    root, res, _ = dataset
+    for f in res.glob("*.txt"):
+        f.rename(f.with_name("OTHER-" + f.name))
+    assert run(["--data-root", str(root), "--results", str(res)]) == 2
+    assert last_error_line(capsys) == (f"error: {res}: no result file matches a sequence (expected e.g. "
+                                       "MOT17-02-FRCNN.txt, found OTHER-MOT17-02-DPM, OTHER-MOT17-02-FRCNN, "
+                                       "OTHER-MOT17-04-FRCNN; --missing empty counts missing sequences as empty)")
+    result, protocol = evaluate_folder(root, res, missing="empty")
+    assert set(protocol.numbering.values()) == {"missing"} and result.combined["TP"] == 0
+
+
+def test_seqs_selects_sequences_of_the_data_root(dataset, tmp_path, capsys):
+    root, res, _ = dataset
+    (root / "train" / "MOT17-02-FRCNN" / "gt" / "gt.txt").write_text("broken\n")  # not selected: never read
+    out_json = tmp_path / "m.json"
+    assert run(["--data-root", str(root), "--results", str(res), "--seqs", "MOT17-04", "--json", str(out_json)]) == 0
+    table = capsys.readouterr().out
+    assert "MOT17-04-FRCNN" in table and "MOT17-02" not in table
+    data = json.loads(out_json.read_text())
+    assert list(data["sequences"]) == ["MOT17-04-FRCNN"]
+    assert data["combined"] == data["sequences"]["MOT17-04-FRCNN"]
+    result, _ = evaluate_folder(root, res, seqs=["MOT17-04-FRCNN"])
+    assert result.combined == data["combined"]
+    (res / "MOT17-02-FRCNN.txt").unlink()  # only the selected sequences need result files
+    assert run(["--data-root", str(root), "--results", str(res), "--seqs", "MOT17-04-FRCNN"]) == 0
+
+
+def test_seqs_typo_names_the_near_miss_and_the_available_sequences(dataset, capsys):
+    root, res, _ = dataset
+    assert run(["--data-root", str(root), "--results", str(res), "--seqs", "MOT17-04-FRCNN", "MOT17-4-FRCNN"]) == 2
+    assert last_error_line(capsys) == ("error: unknown sequence 'MOT17-4-FRCNN' (did you mean 'MOT17-04-FRCNN'?); "
+                                       "available: MOT17-02-FRCNN, MOT17-04-FRCNN")
 
 
 @pytest.mark.parametrize("problem, message", [
@@ -117,3 +183,35 @@ def test_mot15_gt_needs_mot15_benchmark(tmp_path):
     argv = ["--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res")]
     assert run(argv) == 2  # class -1 is not a MOT17 class
     assert run(argv + ["--benchmark", "MOT15"]) == 0
+
+
+def test_class_id_error_is_one_short_line(tmp_path, capsys):
+    """Thousands of distinct bad class ids (e.g. world coordinates in column 8) still give a short message."""
+    n = 3000
+    gt = np.c_[np.repeat(np.arange(1, 11), n // 10), np.tile(np.arange(1, n // 10 + 1), 10), np.ones((n, 4)) * 10,
+               np.ones(n), np.arange(-1500, n - 1500), np.ones(n)]
+    write_rows(tmp_path / "data" / "S" / "gt" / "gt.txt", gt)
+    write_seqinfo(tmp_path / "data" / "S", "S", 10, 30, 1920, 1080)
+    write_rows(tmp_path / "res" / "S.txt", gt[:5, :6])
+    assert run(["--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res")]) == 2
+    assert last_error_line(capsys) == (
+        f"error: {tmp_path / 'data' / 'S' / 'gt' / 'gt.txt'}: gt class ids -1500, -1499, -1498, ... (2,987 in all) "
+        "in 2,987 of 3,000 rows are not MOTChallenge classes 1..13 (MOT15-style gt? use --benchmark MOT15)")
+
+
+def test_no_tracker_box_overlapping_gt_gives_trackeval_values(tmp_path, capsys):
+    """Issue 13's crash: one person in 3 frames, two far-away tracker boxes (TrackEval: HOTA 0, MOTA -0.667)."""
+    gt = np.array([[f, 1, 100, 100, 50, 100, 1, 1, 1] for f in (1, 2, 3)])
+    write_rows(tmp_path / "data" / "S" / "gt" / "gt.txt", gt)
+    write_seqinfo(tmp_path / "data" / "S", "S", 3, 30, 1920, 1080)
+    write_rows(tmp_path / "res" / "S.txt", np.array([[1, 5, 1000, 1000, 50, 100, 1, -1, -1, -1],
+                                                     [2, 6, 1500, 1000, 50, 100, 1, -1, -1, -1]]))
+    out_json = tmp_path / "m.json"
+    argv = ["--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--json", str(out_json)]
+    assert run(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[-1].split() == ["COMBINED", "0.000", "0.000", "0.000", "-66.667", "0.000", "0.000", "0.000", "0", "0",
+                                 "1", "2", "3", "0", "0", "0.000"]
+    c = json.loads(out_json.read_text())["combined"]
+    assert (c["HOTA"], c["FP"], c["FN"], c["ML"], c["TP"], c["IDF1"]) == (0.0, 2, 3, 1, 0, 0.0)
+    assert c["MOTA"] == pytest.approx(-2 / 3, abs=1e-15)
