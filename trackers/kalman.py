@@ -60,10 +60,9 @@ class KalmanFilter:
     def update(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correct each track (row i) with its matched measurement ``xyah[i]``."""
         proj_mean, proj_cov = self.project(mean, cov)
-        # Kalman gain K = P H^T S^-1, with H = [I 0] so P H^T = P[:, :, :4]; solve instead of inverting S.
-        gain = np.linalg.solve(proj_cov, cov[:, :4, :]).transpose(0, 2, 1)
-        innovation = xyah - proj_mean
-        mean = mean + np.einsum("tij,tj->ti", gain, innovation)
+        # Kalman gain K = P H^T S^-1, with H = [I 0] so P H^T = P[:, :, :4] (P symmetric); S is 4x4 per track.
+        gain = cov[:, :, :4] @ np.linalg.inv(proj_cov)
+        mean = mean + (gain @ (xyah - proj_mean)[:, :, None])[:, :, 0]
         cov = cov - gain @ proj_cov @ gain.transpose(0, 2, 1)
         return mean, cov
 

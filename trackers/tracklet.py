@@ -47,7 +47,7 @@ def tracks_xyxy(tracks: list[Track]) -> np.ndarray:
     """Current boxes (T, 4) xyxy from the Kalman means."""
     if not tracks:
         return np.zeros((0, 4))
-    mean = np.array([t.mean[:4] for t in tracks])
+    mean = np.array([t.mean for t in tracks])
     half = mean[:, 2:4] / 2
     half[:, 0] *= mean[:, 3]  # w = aspect * h
     return np.concatenate([mean[:, :2] - half, mean[:, :2] + half], axis=1)
