@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from mot_kd.errors import InputError
+from mot_kd.train.checkpoint import load_training_state
 from mot_kd.train.distributed import DistContext
 from mot_kd.train.optim import WarmupCosine, param_groups
 from mot_kd.train.trainer import Trainer, TrainingAborted, TrainSettings
@@ -41,10 +43,10 @@ def batches(n: int = 8):
     return [(x[i:i + 2], x[i:i + 2] @ torch.tensor([[1.0], [2.0], [3.0]])) for i in range(0, n * 2, 2)]
 
 
-def make_trainer(tmp_path, criterion, **overrides) -> Trainer:
+def make_trainer(tmp_path, criterion, validate=None, **overrides) -> Trainer:
     data = batches()
     return Trainer(TrainSettings.from_dict({**SETTINGS, **overrides}), lambda epoch: data, nn.Linear(3, 1), criterion,
-                   tmp_path, torch.device("cpu"), DistContext())
+                   tmp_path, torch.device("cpu"), DistContext(), validate=validate)
 
 
 def test_loop_learns_and_accumulates_to_the_nominal_batch(tmp_path):
@@ -86,3 +88,29 @@ def test_schedule_warms_up_then_decays_to_lrf():
     schedule.apply(optimizer, 100)
     assert all(g["lr"] == pytest.approx(0.001) for g in optimizer.param_groups)
     assert [len(g["params"]) for g in optimizer.param_groups] == [1, 1, 2]  # conv w | bn w | conv b, bn b
+
+
+def test_failed_validation_loses_no_training_and_resume_continues(tmp_path):
+    """last.pt is written before validation runs: an error there leaves the finished epoch resumable."""
+    calls = []
+
+    def validate(model, epoch):
+        calls.append(epoch)
+        if epoch == 0 and len(calls) == 1:
+            raise InputError("gt class ids [-1] are not MOTChallenge classes 1..13")
+        return {"IDF1": 0.5 + epoch}
+
+    straight = make_trainer(tmp_path / "straight", ScriptedLoss(), validate=lambda model, epoch: {"IDF1": 0.5})
+    straight.fit()
+    trainer = make_trainer(tmp_path / "run", ScriptedLoss(), validate=validate)
+    with pytest.raises(InputError, match="not MOTChallenge classes"):
+        trainer.fit()
+    state = load_training_state(tmp_path / "run")
+    assert state["epoch"] == 0 and state["opt_step"] == 4 and len(state["results"]) == 1
+    assert not any(key.startswith("val/") for key in state["results"][0])
+    resumed = make_trainer(tmp_path / "run", ScriptedLoss(), validate=validate)
+    resumed.load_state_dict(state)
+    rows = resumed.fit()
+    assert calls == [0, 1] and [r["epoch"] for r in rows] == [0, 1] and rows[1]["val/IDF1"] == 1.5
+    for mine, reference in zip(resumed.student.parameters(), straight.student.parameters()):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=0)  # the epoch's training was kept exactly

@@ -8,6 +8,8 @@ a distilled student's checkpoint never contains its teacher (nor the training-on
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -17,6 +19,7 @@ from mot_kd.models.jde_model import JDEModel
 from mot_kd.utils.io import atomic_path
 
 FORMAT = "mot-kd/jde-model/1"
+EXPECTED = f"a model checkpoint written by mot-kd (format {FORMAT!r}, e.g. runs/NAME/weights/best.pt)"
 _BUILTINS = (str, int, float, bool, type(None))
 
 
@@ -34,18 +37,39 @@ def save_checkpoint(model: JDEModel, path: str | os.PathLike, num_ids: int = 0, 
     return path
 
 
+def load_plain(path: Path, expected: str) -> object:
+    """``torch.load(weights_only=True)`` of ``path``, with its failures in our words.
+
+    Why: torch's message for a file that pickles Python objects advises re-running with ``weights_only=False``,
+    which would run code from the file; a mot-kd checkpoint never needs it, so the user is told what the file is
+    not and what was ``expected`` instead.
+    """
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickles in words meant for its own users
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise InputError(f"{path}: not a mot-kd checkpoint: it pickles Python objects (a YOLOv5/CSTrack "
+                             f"or other project's checkpoint?), which mot-kd never loads; expected {expected}") from None
+        raise InputError(f"{path}: not a mot-kd checkpoint (not a torch file); expected {expected}") from None
+    except Exception:  # torch raises many types (KeyError, EOFError, RuntimeError) for text, empty or cut files
+        raise InputError(f"{path}: not a mot-kd checkpoint (not a torch file, or a damaged one); "
+                         f"expected {expected}") from None
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The validated checkpoint dict (tensors on CPU)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise InputError(f"{path}: not a readable model checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+    ckpt = load_plain(path, EXPECTED)
+    if isinstance(ckpt, dict) and "job" in ckpt and "student" in ckpt:
+        raise InputError(f"{path}: a training state (last.pt), not a model checkpoint: use weights/best.pt or "
+                         f"weights/last_student.pt of that run (or --resume RUN to continue training it)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise InputError(f"{path}: not a mot-kd model checkpoint (format {found!r}, expected {FORMAT!r})")
+        found = f"a dict with keys {_some_keys(ckpt)}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+        raise InputError(f"{path}: not a mot-kd checkpoint (it holds {found}); expected {EXPECTED}")
     missing = {"arch", "state_dict", "num_ids", "names", "meta"} - set(ckpt)
     if missing:
         raise InputError(f"{path}: model checkpoint lacks {', '.join(sorted(missing))}")
@@ -66,6 +90,11 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise InputError(f"{path}: weights do not match the architecture ({detail[:300]})") from None
     model.num_ids, model.meta = ckpt["num_ids"], ckpt["meta"]
     return model.to(device).eval()
+
+
+def _some_keys(mapping: dict) -> str:
+    keys = [str(k) for k in list(mapping)[:5]]
+    return (", ".join(keys) or "none") + (f", ... ({len(mapping)} in all)" if len(mapping) > 5 else "")
 
 
 def _check_plain(obj, where: str) -> None:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from ultralytics.nn.tasks import parse_model
 
-from mot_kd.config import CONFIG_ROOT, load_yaml, resolve_config
+from mot_kd.config import CONFIG_ROOT, did_you_mean, load_yaml, resolve_config
 from mot_kd.errors import InputError
 
 LEVELS = ("p3", "p4", "p5")
@@ -61,7 +61,10 @@ def _scaled_config(name: str, scale: str | None) -> tuple[Path, str]:
     path = shipped / f"{match['base']}{match['rest']}.yaml" if match else None
     if path is None or not path.is_file():
         available = sorted(p.stem for p in shipped.glob("*.yaml"))
-        raise InputError(f"model {name!r}: not a model YAML file nor a shipped model; shipped: "
+        names = [f"{m[1]}{letter}{m[2]}" for m in (re.fullmatch(r"(.*?\d)(.*)", a) for a in available) if m
+                 for letter in "nsmlx"]  # yolov5-ghost -> yolov5n-ghost ... yolov5x-ghost
+        hint = did_you_mean(Path(name).stem, names, listing=None)
+        raise InputError(f"model {name!r}: not a model YAML file nor a shipped model{hint}; shipped: "
                          f"{', '.join(available)} (scales n/s/m/l/x, e.g. yolov5s, yolov5s-ghost)")
     if scale is not None and scale != match["scale"]:
         raise InputError(f"model {name!r}: scale {scale!r} contradicts the name's scale {match['scale']!r}")

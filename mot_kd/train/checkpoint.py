@@ -12,7 +12,10 @@ from pathlib import Path
 import torch
 
 from mot_kd.errors import InputError
+from mot_kd.models.checkpoint import load_plain
 from mot_kd.utils.io import atomic_path
+
+EXPECTED = "the training state mot_kd.train writes after every epoch (runs/NAME/weights/last.pt)"
 
 
 def save_training_state(path: Path, state: dict) -> None:
@@ -24,10 +27,7 @@ def load_training_state(run_dir: Path) -> dict:
     path = Path(run_dir) / "weights" / "last.pt"
     if not path.is_file():
         raise InputError(f"--resume {run_dir}: no checkpoint at {path} (nothing to resume)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged files
-        raise InputError(f"{path}: not a readable training checkpoint ({type(exc).__name__}: {exc})") from None
+    state = load_plain(path, EXPECTED)
     if not isinstance(state, dict) or "job" not in state or "student" not in state:
-        raise InputError(f"{path}: not a mot-kd training checkpoint (missing job/student)")
+        raise InputError(f"{path}: not a mot-kd training state (no job/student entries); expected {EXPECTED}")
     return state

@@ -21,6 +21,7 @@ from mot_kd.data.data_config import DataConfig, load_data_config
 from mot_kd.data.dataset import MOTTrainDataset, build_loader
 from mot_kd.errors import InputError, cli_entry
 from mot_kd.models import JDELoss, build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from mot_kd.models.yolo_backbone import resolve_model_cfg
 from mot_kd.train.checkpoint import load_training_state
 from mot_kd.train.distributed import init_distributed, select_device
 from mot_kd.train.settings import resolve_settings
@@ -70,6 +71,12 @@ def job_from_args(args: argparse.Namespace) -> dict:
         raise InputError("--data is required (e.g. --data synthetic or --data configs/data/mot17.yaml)")
     if not args.out:
         raise InputError("--out is required (the run folder)")
+    resolve_model_cfg(arch)  # an unknown architecture or a wrong file is reported before any data is read
+    teacher = _absolute(teacher_checkpoint(args.teacher, args.teacher_weights)) if distil else None
+    if args.teacher_weights and not distil:
+        raise InputError("--teacher-weights needs --teacher")
+    if args.weights:
+        read_checkpoint(args.weights)
     out = Path(args.out)
     if (out / "weights" / "last.pt").exists() and not args.exist_ok:
         raise InputError(f"--out {out}: holds a previous run; use --resume {out} to continue or --exist-ok to overwrite")
@@ -78,12 +85,9 @@ def job_from_args(args: argparse.Namespace) -> dict:
     settings = resolve_settings(args.hyp, flags, args.set)
     check_validation_settings(settings)
     job = {"arch": arch, "weights": _absolute(args.weights), "data": _absolute(resolve_config(args.data, "data")),
-           "settings": settings, "out": str(out), "teacher": None, "kd": None}
-    if distil:
-        job["teacher"] = _absolute(teacher_checkpoint(args.teacher, args.teacher_weights))
-        job["kd"] = _absolute(resolve_config(args.kd, "kd"))
-    elif args.teacher_weights:
-        raise InputError("--teacher-weights needs --teacher")
+           "settings": settings, "out": str(out), "teacher": teacher,
+           "kd": _absolute(resolve_config(args.kd, "kd")) if distil else None}
+    load_data_config(job["data"])  # its keys and values, before anything is built
     return job
 
 
@@ -120,7 +124,9 @@ def teacher_checkpoint(teacher: str, weights: str | None) -> str:
         if weights:
             raise InputError("--teacher is already a checkpoint; drop --teacher-weights")
         weights = teacher
-    elif not weights:
+    else:
+        resolve_model_cfg(teacher)
+    if not weights:
         raise InputError(f"--teacher {teacher} has no weights: train it first, e.g. `python -m mot_kd.train --model "
                          f"{teacher} --data DATA --out runs/teacher`, then pass --teacher-weights "
                          "runs/teacher/weights/best.pt")
@@ -147,7 +153,7 @@ def make_validator(data: DataConfig, settings: dict, out: Path):
 
     def validate(model: torch.nn.Module, epoch: int) -> dict:
         result, _, speed = track_and_evaluate(model, data.root, out / "val" / "results", data.val.split,
-                                              data.detector, names, run)
+                                              data.detector, names, run, benchmark=data.benchmark)
         return {**result.combined, "fps": speed["fps"]}
 
     return validate if names else None
@@ -163,6 +169,7 @@ def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
     data = load_data_config(job["data"])
     prepare_data(data, dist.is_main)
     dist.barrier()
+    data.check()  # sequence names, val gt vs benchmark: before the dataset scan and the first epoch
     augment = None if s["augment"] is None else AugmentConfig.from_dict(s["augment"])
     dataset = MOTTrainDataset.from_sources(data.train_sources(), size=tuple(s["imgsz"]), augment=augment, seed=s["seed"])
     student = (load_checkpoint(job["weights"]) if job["weights"] else

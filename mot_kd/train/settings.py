@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import yaml
 
-from mot_kd.config import load_yaml
+from mot_kd.config import did_you_mean, load_yaml
+from mot_kd.data.data_config import KEYS as DATA_KEYS
 from mot_kd.errors import InputError
 from mot_kd.models.predict import check_imgsz
 
@@ -38,9 +39,12 @@ def resolve_settings(hyp: str | None, flags: dict, overrides: list[str]) -> dict
         settings.update(load_yaml(hyp, "train"))
     settings.update({k: v for k, v in flags.items() if v is not None})
     settings.update(parse_overrides(overrides))
-    unknown = sorted(set(settings) - set(defaults))
-    if unknown:
-        raise InputError(f"unknown hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
+    for key in settings:
+        if key in DATA_KEYS and key not in defaults:
+            raise InputError(f"unknown hyper-parameter '{key}': it is a data-config key; set `{key}: ...` in the "
+                             f"--data YAML")
+        if key not in defaults:
+            raise InputError(f"unknown hyper-parameter '{key}'{did_you_mean(key, sorted(defaults), 'known')}")
     for key, default in defaults.items():
         _check_type(key, settings[key], default)
     if len(settings["imgsz"]) != 2 or not all(isinstance(v, int) for v in settings["imgsz"]):

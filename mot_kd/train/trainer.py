@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -136,17 +137,20 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def fit(self) -> list[dict]:
         for epoch in range(self.start_epoch, self.s.epochs):
-            row = {"epoch": epoch, **self.train_epoch(epoch)}
+            with self._resumable(epoch, "training"):
+                row = {"epoch": epoch, **self.train_epoch(epoch)}
+            self.results.append(row)
             last = epoch == self.s.epochs - 1
             if self.validate is not None and self.dist.is_main and ((epoch + 1) % self.s.val_interval == 0 or last):
-                model = self.ema.ema if self.ema else self.student
-                metrics = self.validate(model, epoch)
+                ckpt.save_training_state(self.weights / "last.pt", self.state_dict(epoch))  # a failing validation
+                model = self.ema.ema if self.ema else self.student  # loses no training: --resume continues
+                with self._resumable(epoch, "validation"):
+                    metrics = self.validate(model, epoch)
                 row.update({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
                 fitness = metrics.get(self.s.val_metric)
                 if fitness is not None and fitness > self.best_fitness:
                     self.best_fitness = float(fitness)
                     self._save_student(self.weights / "best.pt", epoch, metrics)
-            self.results.append(row)
             if self.dist.is_main:
                 self._save_student(self.weights / "last_student.pt", epoch, {})
                 ckpt.save_training_state(self.weights / "last.pt", self.state_dict(epoch))
@@ -160,6 +164,19 @@ class Trainer:
             logger.warning(f"no validation metric {self.s.val_metric!r} was measured: best.pt is the last epoch's model")
             self._save_student(best, self.results[-1]["epoch"], {})
         return self.results
+
+    @contextmanager
+    def _resumable(self, epoch: int, stage: str):
+        """On a failure in ``stage`` of ``epoch``, log what is saved and how to continue; the error propagates."""
+        try:
+            yield
+        except BaseException:
+            done = epoch + (stage == "validation")
+            if self.dist.is_main:
+                saved = (f"{self.weights / 'last.pt'} holds {done} finished epoch(s): fix the cause and continue "
+                         f"with `python -m mot_kd.train --resume {self.out}`") if done else "no epoch had finished"
+                logger.error(f"epoch {epoch + 1} {stage} failed; {saved}")
+            raise
 
     def train_epoch(self, epoch: int) -> dict:
         self.student.train()
