@@ -210,23 +210,23 @@ def test_optimising_kd_alone_lowers_it():
 def test_missing_tap_lists_closest_names_first():
     teacher, student = models()
     with pytest.raises(InputError, match=r"student tap 'neck.p6'.*closest first\): neck\.p[345]"):
-        KDHooks(teacher, student, {"taps": {"neck": ["neck.p3", "neck.p6"]}, "reg_max": 4})
+        KDHooks(teacher, student, {"taps": {"neck": ["neck.p3", "neck.p6"]}, "head": {"reg_max": 4}})
     with pytest.raises(InputError, match="teacher tap 'reid'"):
-        KDHooks(teacher, student, {"teacher_taps": {"embedding": "reid"}, "reg_max": 4})
+        KDHooks(teacher, student, {"teacher_taps": {"embedding": "reid"}, "head": {"reg_max": 4}})
     assert all(len(m._forward_hooks) == 0 for m in student.modules())  # failed build leaves no hooks
 
 
 def test_mismatched_strides_and_channels_are_clear_errors():
     teacher, student = models()
     t_before, s_before = snapshot(teacher), snapshot(student)
-    cfg = {"teacher_taps": {"neck": ["neck.p4", "neck.p4", "neck.p5"]}, "reg_max": 4}
+    cfg = {"teacher_taps": {"neck": ["neck.p4", "neck.p4", "neck.p5"]}, "head": {"reg_max": 4}}
     with pytest.raises(InputError, match=r"'neck.p3' \(student \(8, 8\)\) and 'neck.p4' \(teacher \(4, 4\)\): spatial"):
         KDHooks(teacher, student, cfg)
     assert same(snapshot(teacher), t_before) and same(snapshot(student), s_before)  # failed build undone
     with pytest.raises(InputError, match="4 \\* reg_max = 64"):
         KDHooks(teacher, student)  # toys use reg_max 4, default config says 16
     torch.manual_seed(0)
-    with pytest.raises(InputError, match="head outputs must match"):
+    with pytest.raises(InputError, match="teacher tap 'head.cls.p3': 2 class channels, expected head.nc = 1"):
         KDHooks(ToyTracker(nc=2), ToyTracker(nc=1), TOY_CFG)
     with pytest.raises(InputError, match=r"dry run on a \(1, 4, 64, 64\) input failed \(.*sample_input="):
         KDHooks(teacher, student, TOY_CFG, sample_input=torch.zeros(1, 4, 64, 64))  # wrong channel count

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mot_kd.errors import InputError
+from mot_kd.kd.decoders.ultralytics import UltralyticsDecoder
 from mot_kd.kd.losses import erc_loss, key_feature_loss, pred_diff_loss
 from mot_kd.kd.masks import box_masks, centre_cells
 from mot_kd.kd.settings import load_kd_config
@@ -185,7 +186,9 @@ def head_case(reg_max=4, seed=0):
 
 
 def pd(t_box, s_box, t_cls, s_cls, **kw):
-    return pred_diff_loss(t_box, s_box, t_cls, s_cls, [8.0, 16.0], reg_max=4, **kw)
+    decoder, names = UltralyticsDecoder({"reg_max": 4, "nc": 1}), {"box": ["b3", "b4"], "cls": ["c3", "c4"]}
+    teacher = decoder.decode({"box": t_box, "cls": t_cls}, names, (32, 32))  # strides 8 and 16
+    return pred_diff_loss(teacher, decoder.decode({"box": s_box, "cls": s_cls}, names, (32, 32)), **kw)
 
 
 def test_pred_diff_zero_when_equal_and_weights_normalised():

@@ -52,8 +52,8 @@ class OtherNames(nn.Module):
 
 
 OTHER_TAPS = {"taps": {"neck": ["fpn.0", "fpn.1"], "embedding": "reid", "box": ["det.reg0", "det.reg1"],
-                       "cls": ["det.hm0", "det.hm1"]}, "reg_max": 4}
-TOY_CFG = {"reg_max": 4}
+                       "cls": ["det.hm0", "det.hm1"]}, "head": {"reg_max": 4}}
+TOY_CFG = {"head": {"reg_max": 4}}
 
 
 def make_targets(batch: int = 2, per_image: int = 3, seed: int = 0) -> torch.Tensor:

@@ -13,19 +13,13 @@ from torch import nn
 
 from mot_kd.errors import InputError
 from mot_kd.kd.adapters import LazyConnectors
+from mot_kd.kd.decoders import Decoded, build_decoder, check_pair
 from mot_kd.kd.losses.erc import erc_loss
 from mot_kd.kd.losses.key_feature import key_feature_loss
 from mot_kd.kd.losses.pred_diff import pred_diff_loss
 from mot_kd.kd.masks import check_targets
 from mot_kd.kd.recorder import TapRecorder
-from mot_kd.kd.settings import LOSS_NAMES, SCHEDULE_KEYS, TAP_GROUPS, load_kd_config, schedule_factor
-
-
-def _stride(image_size: tuple[int, int], feature: torch.Tensor, tap: str) -> float:
-    (h, w), (fh, fw) = image_size, feature.shape[2:]
-    if h % fh or w % fw or h // fh != w // fw:
-        raise InputError(f"tap '{tap}': feature size {fh}x{fw} is not the input size {h}x{w} divided by one stride")
-    return float(h // fh)
+from mot_kd.kd.settings import LOSS_NAMES, SCHEDULE_KEYS, load_kd_config, schedule_factor, tap_groups
 
 
 class KDHooks(nn.Module):
@@ -52,7 +46,8 @@ class KDHooks(nn.Module):
         self.cfg = load_kd_config(cfg)
         self._models = (teacher, student)  # a tuple, so neither model becomes a submodule of KDHooks
         self.active = [n for n in LOSS_NAMES if self.cfg["losses"][n]["enabled"]]
-        groups = sorted({g for n in self.active for g in TAP_GROUPS[n]})
+        self.decoder = build_decoder(self.cfg["head"])  # head taps -> decoded boxes/scores (pred_diff)
+        groups = sorted({g for n in self.active for g in tap_groups(self.cfg, n)})
         self.student_taps = {g: self.cfg["taps"][g] for g in groups}
         self.teacher_taps = {g: self.cfg["teacher_taps"][g] for g in groups}
         self._teacher_state = ([(m, m.training) for m in teacher.modules()],
@@ -113,6 +108,11 @@ class KDHooks(nn.Module):
                 module.training = training
         student_taps = self.student_recorder.take(self._flat(self.student_taps))
         self._check_shapes(student_taps, teacher_taps, sample_input.shape[0])
+        if "pred_diff" in self.active:
+            groups = tap_groups(self.cfg, "pred_diff")
+            self._decode_head({g: [student_taps[n] for n in self.student_taps[g]] for g in groups},
+                              {g: [teacher_taps[n] for n in self.teacher_taps[g]] for g in groups},
+                              sample_input.shape[2:])
         for s_name, t_name in zip(self.student_taps.get("neck", []), self.teacher_taps.get("neck", [])):
             self.connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],
                                    student_taps[s_name].device)
@@ -135,9 +135,16 @@ class KDHooks(nn.Module):
         return self.teacher_recorder.take(self._flat(self.teacher_taps))
 
     def _check_shapes(self, student: dict, teacher: dict, batch: int) -> None:
+        """Feature taps: (B, C, H, W) on a shared grid; head taps are checked by their decoder (_decode_head)."""
+        head_groups = tap_groups(self.cfg, "pred_diff") if "pred_diff" in self.active else ()
         for group, s_names in self.student_taps.items():
             for s_name, t_name in zip(s_names, self.teacher_taps[group]):
                 s, t = student[s_name], teacher[t_name]
+                if group in head_groups:
+                    if s.shape[0] != batch:
+                        raise InputError(f"student tap '{s_name}': batch {s.shape[0]} but kd() got {batch} images; "
+                                         "call kd() with the images of the student's last training forward")
+                    continue
                 if s.dim() != 4 or t.dim() != 4:
                     raise InputError(f"tap '{s_name}'/'{t_name}': expected (B, C, H, W) outputs, got student "
                                      f"{tuple(s.shape)} and teacher {tuple(t.shape)}")
@@ -148,12 +155,18 @@ class KDHooks(nn.Module):
                     raise InputError(f"tap '{s_name}' (student {tuple(s.shape[2:])}) and '{t_name}' (teacher "
                                      f"{tuple(t.shape[2:])}): spatial sizes differ (different strides?); "
                                      "teacher and student taps must share the grid")
-                if group in ("box", "cls") and s.shape[1] != t.shape[1]:
-                    raise InputError(f"tap '{s_name}': student has {s.shape[1]} channels, teacher '{t_name}' "
-                                     f"{t.shape[1]}; head outputs must match (same classes and reg_max)")
-                if group == "box" and s.shape[1] != 4 * self.cfg["reg_max"]:
-                    raise InputError(f"tap '{s_name}': {s.shape[1]} box channels, expected 4 * reg_max = "
-                                     f"{4 * self.cfg['reg_max']}; set reg_max in the KD config")
+
+    def _decode_head(self, student: dict, teacher: dict, image_size) -> tuple[Decoded, Decoded]:
+        """Teacher and student head taps (group -> levels) decoded by the configured family, checked alike."""
+        groups = tap_groups(self.cfg, "pred_diff")
+        decoded = []
+        for role, taps, names in (("teacher", teacher, self.teacher_taps), ("student", student, self.student_taps)):
+            try:
+                decoded.append(self.decoder.decode(taps, {g: names[g] for g in groups}, tuple(image_size)))
+            except InputError as exc:
+                raise InputError(f"{role} {exc}") from None
+        check_pair(*decoded, self.decoder.family)
+        return decoded[0], decoded[1]
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor,
                 epoch: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -174,8 +187,9 @@ class KDHooks(nn.Module):
                 if factors[name] == 0:
                     parts[name] = images.new_zeros((), dtype=torch.float32)
                     continue
-                s_taps = {g: [student[n].float() for n in self.student_taps[g]] for g in TAP_GROUPS[name]}
-                t_taps = {g: [teacher[n].float() for n in self.teacher_taps[g]] for g in TAP_GROUPS[name]}
+                groups = tap_groups(self.cfg, name)
+                s_taps = {g: [student[n].float() for n in self.student_taps[g]] for g in groups}
+                t_taps = {g: [teacher[n].float() for n in self.teacher_taps[g]] for g in groups}
                 parts[name] = factors[name] * self.cfg["losses"][name]["weight"] * self._loss(
                     name, s_taps, t_taps, targets, images.shape[2:])
         total = torch.stack(list(parts.values())).sum()
@@ -197,9 +211,7 @@ class KDHooks(nn.Module):
             adapted = [self.connectors(s_name, s, t.shape[1])
                        for s_name, s, t in zip(self.student_taps["neck"], student["neck"], teacher["neck"])]
             return key_feature_loss(teacher["neck"], adapted, targets, **cfg)
-        strides = [_stride(tuple(image_size), x, n) for x, n in zip(student["cls"], self.student_taps["cls"])]
-        loss, _ = pred_diff_loss(teacher["box"], student["box"], teacher["cls"], student["cls"], strides,
-                                 reg_max=self.cfg["reg_max"], **cfg)
+        loss, _ = pred_diff_loss(*self._decode_head(student, teacher, image_size), **cfg)
         return loss
 
     def remove(self) -> None:

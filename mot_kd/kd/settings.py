@@ -9,10 +9,11 @@ from pathlib import Path
 
 from mot_kd.config import did_you_mean, load_yaml
 from mot_kd.errors import InputError
+from mot_kd.kd.decoders import FAMILY_GROUPS, check_head
 from mot_kd.kd.tapspec import parse_taps
 
 LOSS_NAMES = ("erc", "key_feature", "pred_diff")
-TAP_GROUPS = {"erc": ("embedding",), "key_feature": ("neck",), "pred_diff": ("box", "cls")}
+TAP_GROUPS = {"erc": ("embedding",), "key_feature": ("neck",)}  # pred_diff: its head family's groups
 SCHEDULE_KEYS = ("enabled", "weight", "start_epoch", "warmup_epochs", "stop_epoch")
 POSITIVE_KEYS = ("tau", "temperature", "box_temperature")
 FRACTION_KEYS = ("env_background",)  # in [0, 1]
@@ -60,36 +61,63 @@ def _check_loss(name: str, cfg: dict, where: str) -> None:
 def load_kd_config(cfg: str | Path | dict | None) -> dict:
     """Merged, validated KD config; ``cfg`` is None (defaults), a YAML path, a shipped name or a dict."""
     where = "kd config" if cfg is None or isinstance(cfg, dict) else str(cfg)
-    merged = _merge(load_yaml("default", "kd"), load_yaml(cfg, "kd") if cfg is not None else {}, where)
-    merged["taps"] = {group: _names(v, f"{where}.taps.{group}") for group, v in merged["taps"].items()}
+    user = load_yaml(cfg, "kd") if cfg is not None else {}
+    if isinstance(user, dict) and "reg_max" in user:
+        raise InputError(f"{where}: 'reg_max' is now head.reg_max (head: {{family: ultralytics, reg_max: N}})")
+    merged = _merge(load_yaml("default", "kd"), user, where)
+    merged["taps"] = {group: None if v is None else _names(v, f"{where}.taps.{group}")
+                      for group, v in merged["taps"].items()}
     if not isinstance(merged["teacher_taps"], dict):
         raise InputError(f"{where}.teacher_taps: expected a mapping of tap group to taps")
     teacher = dict(merged["taps"])
     for group, value in merged["teacher_taps"].items():
         if group not in teacher:
             raise InputError(f"{where}.teacher_taps: unknown tap group '{group}'; groups: {', '.join(teacher)}")
-        teacher[group] = _names(value, f"{where}.teacher_taps.{group}")
+        teacher[group] = None if value is None else _names(value, f"{where}.teacher_taps.{group}")
     merged["teacher_taps"] = teacher
     if merged["adapter"] not in ("auto", "always"):
         raise InputError(f"{where}.adapter: expected 'auto' or 'always', got {merged['adapter']!r}")
-    if not isinstance(merged["reg_max"], int) or merged["reg_max"] < 1:
-        raise InputError(f"{where}.reg_max: expected a positive integer, got {merged['reg_max']!r}")
+    merged["head"] = check_head(merged["head"], f"{where}.head")
     size = merged["build_input_size"]
     if size is not None and (not isinstance(size, list) or len(size) != 2
                              or not all(isinstance(v, int) and v > 0 for v in size)):
         raise InputError(f"{where}.build_input_size: expected [H, W] positive integers or null, got {size!r}")
     for name in LOSS_NAMES:
         _check_loss(name, merged["losses"][name], f"{where}.losses.{name}")
-    for group in ("box", "cls"):
-        if len(merged["taps"][group]) != len(merged["teacher_taps"][group]):
-            raise InputError(f"{where}: taps.{group} and teacher_taps.{group} list different numbers of levels")
-    if len(merged["taps"]["box"]) != len(merged["taps"]["cls"]):
-        raise InputError(f"{where}: taps.box and taps.cls must list the same levels")
+    if merged["losses"]["pred_diff"]["enabled"]:
+        _check_head_taps(merged, where)
     if len(merged["taps"]["embedding"]) != 1 or len(merged["teacher_taps"]["embedding"]) != 1:
         raise InputError(f"{where}: taps.embedding must name exactly one module")
     if len(merged["taps"]["neck"]) != len(merged["teacher_taps"]["neck"]):
         raise InputError(f"{where}: taps.neck and teacher_taps.neck list different numbers of levels")
     return merged
+
+
+def tap_groups(cfg: dict, loss: str) -> tuple[str, ...]:
+    """Tap groups a loss reads; pred_diff reads those of its head family (``head.family``)."""
+    return FAMILY_GROUPS[cfg["head"]["family"]] if loss == "pred_diff" else TAP_GROUPS[loss]
+
+
+def _check_head_taps(merged: dict, where: str) -> None:
+    """The head family's tap groups are set, for teacher and student alike, with matching level counts."""
+    family = merged["head"]["family"]
+    for group in FAMILY_GROUPS[family]:
+        for side in ("taps", "teacher_taps"):
+            if merged[side][group] is None:
+                raise InputError(f"{where}.{side}.{group}: head family {family} decodes taps "
+                                 f"{', '.join(FAMILY_GROUPS[family])}; set {group}")
+        if len(merged["taps"][group]) != len(merged["teacher_taps"][group]):
+            raise InputError(f"{where}: taps.{group} and teacher_taps.{group} list different numbers of levels")
+    if family == "ultralytics" and len(merged["taps"]["box"]) != len(merged["taps"]["cls"]):
+        raise InputError(f"{where}: taps.box and taps.cls must list the same levels")
+    if family == "yolo_anchor" and len(merged["taps"]["pred"]) != len(merged["head"]["anchors"]):
+        raise InputError(f"{where}: taps.pred lists {len(merged['taps']['pred'])} levels but head.anchors "
+                         f"{len(merged['head']['anchors'])}")
+    if family == "centernet":
+        for group in FAMILY_GROUPS[family]:
+            if len(merged["taps"][group]) != 1:
+                raise InputError(f"{where}.taps.{group}: head family centernet has one level (stride 4), "
+                                 f"got {len(merged['taps'][group])} taps")
 
 
 def schedule_factor(cfg: dict, epoch: float | None) -> float:
