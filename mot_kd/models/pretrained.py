@@ -24,7 +24,7 @@ from loguru import logger
 from torch import nn
 
 from mot_kd.errors import InputError
-from mot_kd.models.checkpoint import FORMAT
+from mot_kd.models.checkpoint import read_checkpoint
 from mot_kd.models.jde_model import JDEModel
 from mot_kd.models.yolo_backbone import resolve_model_cfg
 
@@ -44,52 +44,46 @@ class UltralyticsCheckpoint:
 
 
 def checkpoint_kind(path: str | os.PathLike) -> str:
-    """``"mot-kd"`` or ``"ultralytics"`` for a ``--weights`` file, else a one-line InputError saying what it is."""
+    """``"mot-kd"`` or ``"ultralytics"`` for a ``--weights`` file, else a one-line InputError saying what it is.
+
+    Decided from the classes the file pickles (read statically, nothing is unpickled); a file without
+    ultralytics classes is left to mot-kd's own checkpoint reader, whose errors say what else it is.
+    """
     path = Path(path)
-    if any(n.startswith("ultralytics.") for n in _pickled_globals(path)):
-        return "ultralytics"  # fast path; once loaded, ultralytics' classes count as safe and need the load below
-    return _kind(path, _restricted_load(path))
-
-
-def _pickled_globals(path: Path) -> list[str]:
-    """Classes the file pickles beyond torch's safe set, read statically; missing/foreign files are errors."""
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file")
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except (ValueError, RuntimeError) as exc:
-        raise InputError(f"{path}: not a torch.save zip archive, so neither a mot-kd model checkpoint nor an "
-                         f"ultralytics .pt ({str(exc)[:120]})") from None
-    foreign = sorted(n for n in names if not n.startswith(("torch.", "ultralytics.")))
-    if any(n.startswith("models.") for n in foreign):
+    except (ValueError, RuntimeError):  # not a torch.save zip archive: read_checkpoint says so
+        names = []
+    if any(n.startswith("ultralytics.") for n in names):
+        return "ultralytics"
+    if any(n.startswith("models.") for n in names):
         raise InputError(f"{path}: an original YOLOv5 (github.com/ultralytics/yolov5, anchor-based) checkpoint; use "
                          "the anchor-free ultralytics release of the same model, e.g. yolov5su.pt")
-    if foreign:
-        raise InputError(f"{path}: neither a mot-kd model checkpoint nor an ultralytics checkpoint (it pickles "
-                         f"{', '.join(foreign[:3])})")
-    return names
+    read_checkpoint(path)
+    return "mot-kd"
 
 
 def _restricted_load(path: Path):
-    """torch.load with weights_only and ultralytics' allow-list (torch/ultralytics classes); foreign files refused."""
-    from ultralytics.nn.tasks import _SafeLoad  # their torch_safe_load would rename yolov5s.pt or download it
+    """torch.load with weights_only and ultralytics' allow-list (torch/ultralytics classes only).
 
-    _pickled_globals(path)
+    Why not their ``torch_safe_load``: it renames ``yolov5s.pt`` to ``yolov5su.pt`` and downloads missing files.
+    Their allow-list registers the file's classes with torch process-wide; that is undone afterwards, so every
+    other ``weights_only`` load (ours included) stays as strict as before.
+    """
+    from ultralytics.nn.tasks import _SafeLoad
+
+    before = torch.serialization.get_safe_globals()
     try:
         with _SafeLoad.loading(path):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError for refused globals, others for damaged files
-        raise InputError(f"{path}: not loadable with weights_only ({type(exc).__name__}: "
+        raise InputError(f"{path}: ultralytics checkpoint not loadable with weights_only ({type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0][:200]})") from None
-
-
-def _kind(path: Path, obj) -> str:
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return "mot-kd"
-    if isinstance(obj, dict) and isinstance(obj.get("ema") or obj.get("model"), nn.Module):
-        return "ultralytics"
-    what = f"a dict with keys {', '.join(map(str, list(obj)[:5]))}" if isinstance(obj, dict) else type(obj).__name__
-    raise InputError(f"{path}: neither a mot-kd model checkpoint nor an ultralytics checkpoint ({what})")
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
 
 
 def read_ultralytics(path: str | os.PathLike) -> UltralyticsCheckpoint:
@@ -97,9 +91,9 @@ def read_ultralytics(path: str | os.PathLike) -> UltralyticsCheckpoint:
     from ultralytics.nn.modules import Detect
 
     path = Path(path)
-    ckpt = _restricted_load(path)
-    if _kind(path, ckpt) != "ultralytics":
+    if checkpoint_kind(path) != "ultralytics":
         raise InputError(f"{path}: a mot-kd model checkpoint, not an ultralytics one")
+    ckpt = _restricted_load(path)
     model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
     if not isinstance(getattr(model, "model", None), nn.Sequential):
         raise InputError(f"{path}: an ultralytics file without a model ('ema'/'model' hold no ultralytics network)")

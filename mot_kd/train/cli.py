@@ -21,6 +21,7 @@ from mot_kd.data.data_config import DataConfig, load_data_config
 from mot_kd.data.dataset import MOTTrainDataset, build_loader
 from mot_kd.errors import InputError, cli_entry
 from mot_kd.models import JDELoss, build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from mot_kd.models.pretrained import build_pretrained, checkpoint_kind
 from mot_kd.models.yolo_backbone import resolve_model_cfg
 from mot_kd.train.checkpoint import load_training_state
 from mot_kd.train.distributed import init_distributed, select_device
@@ -38,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--student", help="student architecture when distilling (with --teacher)")
     p.add_argument("--teacher", help="teacher: an architecture name (with --teacher-weights) or a checkpoint path")
     p.add_argument("--teacher-weights", help="teacher checkpoint (e.g. runs/teacher/weights/best.pt)")
-    p.add_argument("--weights", help="initialise the trained model from this checkpoint (fine-tuning)")
+    p.add_argument("--weights", help="initialise the trained model from a mot-kd checkpoint (fine-tuning) or from an "
+                   "ultralytics COCO .pt such as yolov5su.pt (trunk and detection head, person class)")
     p.add_argument("--data", help="data config: YAML path or shipped name (synthetic, mot17)")
     p.add_argument("--kd", default="default", help="KD config: YAML path or shipped name (configs/kd/)")
     p.add_argument("--hyp", help="hyper-parameter YAML merged over configs/train/default.yaml")
@@ -130,6 +132,11 @@ def teacher_checkpoint(teacher: str, weights: str | None) -> str:
         raise InputError(f"--teacher {teacher} has no weights: train it first, e.g. `python -m mot_kd.train --model "
                          f"{teacher} --data DATA --out runs/teacher`, then pass --teacher-weights "
                          "runs/teacher/weights/best.pt")
+    if checkpoint_kind(weights) == "ultralytics":
+        raise InputError(f"--teacher {weights}: an ultralytics COCO checkpoint is not a MOT-trained teacher (no "
+                         "identity embedding); train one from it first: `python -m mot_kd.train --model ARCH "
+                         f"--weights {weights} --data DATA --out runs/teacher`, then pass --teacher-weights "
+                         "runs/teacher/weights/best.pt")
     arch = read_checkpoint(weights)["arch"].get("name")
     if teacher != weights and arch != teacher:
         logger.warning(f"--teacher {teacher}: the checkpoint {weights} holds a {arch}; using the checkpoint")
@@ -159,6 +166,15 @@ def make_validator(data: DataConfig, settings: dict, out: Path):
     return validate if names else None
 
 
+def initial_model(job: dict):
+    """Fresh, a mot-kd checkpoint (its own architecture), or ``job["arch"]`` started from an ultralytics .pt."""
+    if not job["weights"]:
+        return build_model(job["arch"], id_dim=job["settings"]["id_dim"])
+    if checkpoint_kind(job["weights"]) == "ultralytics":
+        return build_pretrained(job["arch"], job["weights"], id_dim=job["settings"]["id_dim"])
+    return load_checkpoint(job["weights"])
+
+
 def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
     dist = init_distributed(device_arg)
     device = select_device(device_arg, dist)
@@ -172,8 +188,7 @@ def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
     data.check()  # sequence names, val gt vs benchmark: before the dataset scan and the first epoch
     augment = None if s["augment"] is None else AugmentConfig.from_dict(s["augment"])
     dataset = MOTTrainDataset.from_sources(data.train_sources(), size=tuple(s["imgsz"]), augment=augment, seed=s["seed"])
-    student = (load_checkpoint(job["weights"]) if job["weights"] else
-               build_model(job["arch"], id_dim=s["id_dim"])).to(device).train()
+    student = initial_model(job).to(device).train()
     criterion = JDELoss(student, dataset.num_ids, s["id_weighting"], s["id_weight"]).to(device)
     make_kd = None
     if job["teacher"]:
