@@ -77,7 +77,7 @@ def job_from_args(args: argparse.Namespace) -> dict:
     teacher = _absolute(teacher_checkpoint(args.teacher, args.teacher_weights)) if distil else None
     if args.teacher_weights and not distil:
         raise InputError("--teacher-weights needs --teacher")
-    if args.weights:
+    if args.weights and checkpoint_kind(args.weights) == "mot-kd":  # an ultralytics .pt is checked when loaded
         read_checkpoint(args.weights)
     out = Path(args.out)
     if (out / "weights" / "last.pt").exists() and not args.exist_ok:
