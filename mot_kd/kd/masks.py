@@ -14,7 +14,8 @@ def check_targets(targets: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Validate the (M, 7) target layout; returns float32 targets."""
     if not isinstance(targets, torch.Tensor) or targets.dim() != 2 or targets.shape[1] != 7:
         shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-        raise InputError(f"targets: expected a (M, 7) tensor [batch_idx, cls, identity, cx, cy, w, h], got {shape}")
+        raise InputError(f"targets: expected a (M, 7) tensor [batch_idx, cls, identity, cx, cy, w, h], got {shape}"
+                         f"{_converter_hint(targets)}")
     targets = targets.detach().float()
     if len(targets):
         bi = targets[:, 0]
@@ -22,6 +23,17 @@ def check_targets(targets: torch.Tensor, batch_size: int) -> torch.Tensor:
             raise InputError(f"targets: batch_idx must be integers in [0, {batch_size - 1}] for a batch of "
                              f"{batch_size} images")
     return targets
+
+
+def _converter_hint(targets) -> str:
+    """Point a foreign codebase's targets to their converter (mot_kd.kd.targets)."""
+    if isinstance(targets, dict):
+        return "; a FairMOT batch converts with mot_kd.kd.targets.from_fairmot(batch)"
+    if isinstance(targets, torch.Tensor) and targets.dim() == 2 and targets.shape[1] == 6:
+        return "; CSTrack/SOTS (M, 6) targets convert with mot_kd.kd.targets.from_cstrack(targets)"
+    if isinstance(targets, torch.Tensor) and targets.dim() == 3 and targets.shape[2] == 6:
+        return "; JDE's padded (B, N, 6) targets convert with mot_kd.kd.targets.from_jde(targets, targets_len)"
+    return ""
 
 
 def box_masks(targets: torch.Tensor, batch_size: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
