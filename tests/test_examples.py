@@ -5,6 +5,8 @@ import importlib
 import importlib.util
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,16 @@ def test_every_documented_import_resolves():
     assert ("mot_kd.data", "MOTTrainDataset") in imports and ("mot_kd", "KDHooks") in imports
     missing = [f"from {m} import {n}" for m, n in sorted(imports) if not hasattr(importlib.import_module(m), n)]
     assert not missing
+
+
+def test_mot_kd_data_exports_load_lazily():
+    """The package names resolve, but only on use: the evaluator's light imports stay free of torch."""
+    code = ("import sys, mot_kd.data as d; from mot_kd.data import read_mot_txt, find_sequences; "
+            "assert 'torch' not in sys.modules and 'cv2' not in sys.modules, 'eager'; "
+            "from mot_kd.data import MOTTrainDataset; assert 'torch' in sys.modules; "
+            "assert all(getattr(d, n) is not None for n in d.__all__); "
+            "import mot_kd.data.letterbox as lb; assert d.letterbox is lb and callable(lb.letterbox); "
+            "print(len(d.__all__))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 20
