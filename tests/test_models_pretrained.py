@@ -3,6 +3,7 @@ its own format (``YOLO.save``), loaded into our trunk and head; tensors, feature
 with ultralytics' own loader; the mismatches as one-line errors. Tiny: yolov5n/yolov8n scale, 64x64 input."""
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import types
@@ -142,12 +143,13 @@ def test_yolov8_checkpoint_loads_into_a_matching_trunk(tmp_path):
            in one_line_error(build_pretrained, "yolov5n", path, id_dim=16)
 
 
-def test_trainer_style_checkpoint_reads_its_ema(v5n, tmp_path):
-    _, theirs, _ = v5n
+def test_trainer_style_checkpoint_reads_its_ema_and_an_older_file_its_scale_by_name(v5n, tmp_path):
+    ema = copy.deepcopy(v5n[1]).half()
+    del ema.yaml["scale"]  # files of older ultralytics versions: the scale is only in the YAML name
     path = tmp_path / "last.pt"  # ultralytics' trainer writes the EMA and model=None (engine/trainer.py save_model)
-    torch.save({"epoch": 3, "model": None, "ema": theirs.half(), "train_args": {"imgsz": 64}}, path)
-    theirs.float()
-    assert read_ultralytics(path).layers[0].conv.weight.shape == (16, 3, 6, 6)
+    torch.save({"epoch": 3, "model": None, "ema": ema, "train_args": {"imgsz": 64}}, path)
+    ckpt = read_ultralytics(path)
+    assert ckpt.layers[0].conv.weight.shape == (16, 3, 6, 6) and ckpt.scale == "n"
 
 
 class Foreign(nn.Module):

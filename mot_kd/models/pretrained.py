@@ -89,6 +89,7 @@ def _restricted_load(path: Path):
 def read_ultralytics(path: str | os.PathLike) -> UltralyticsCheckpoint:
     """Load an ultralytics detection checkpoint (restricted unpickling) and find its trunk, head and person class."""
     from ultralytics.nn.modules import Detect
+    from ultralytics.nn.tasks import guess_model_scale
 
     path = Path(path)
     if checkpoint_kind(path) != "ultralytics":
@@ -98,7 +99,7 @@ def read_ultralytics(path: str | os.PathLike) -> UltralyticsCheckpoint:
     if not isinstance(getattr(model, "model", None), nn.Sequential):
         raise InputError(f"{path}: an ultralytics file without a model ('ema'/'model' hold no ultralytics network)")
     yaml = getattr(model, "yaml", None) or {}
-    scale = yaml.get("scale")
+    scale = yaml.get("scale") or guess_model_scale(str(yaml.get("yaml_file") or "")) or None  # older files: by name
     label = Path(str(yaml.get("yaml_file") or type(model).__name__)).stem + (f" (scale {scale})" if scale else "")
     detect = model.model[-1]
     if not isinstance(detect, Detect) or not hasattr(detect, "cv2"):
