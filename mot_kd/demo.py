@@ -63,7 +63,8 @@ def train(out: Path, epochs: int, extra: list[str]) -> Path:
 def training_costs(teacher_epochs: int, student_epochs: int) -> list[float]:
     """Relative cost of the three trainings: epochs x seconds per step measured by the CPU bench
     (configs/bench/cpu.yaml ``cost``: the demo's 320x192 input and batch 8; a KD step adds a teacher forward).
-    Only the ratios matter: the ETA scales them by the time the finished trainings really took here."""
+    Only the ratios matter: the ETA scales them by the time the finished trainings really took here. They are
+    approximate (the bench timed the teacher on 2 threads, the students on 1 beside another run)."""
     cost = load_yaml("cpu", "bench")["cost"]
     step = cost["train_step_s"]
     return [teacher_epochs * step["yolov5s"], student_epochs * step["yolov5n"],
