@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import re
 
 import pytest
 import torch
@@ -207,12 +208,22 @@ def test_optimising_kd_alone_lowers_it():
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
 
 
-def test_missing_tap_lists_closest_names_first():
-    teacher, student = models()
-    with pytest.raises(InputError, match=r"student tap 'neck.p6'.*closest first\): neck\.p[345]"):
-        KDHooks(teacher, student, {"taps": {"neck": ["neck.p3", "neck.p6"]}, "head": {"reg_max": 4}})
-    with pytest.raises(InputError, match="teacher tap 'reid'"):
-        KDHooks(teacher, student, {"teacher_taps": {"embedding": "reid"}, "head": {"reg_max": 4}})
+def test_missing_taps_listed_at_once_with_candidates_by_output():
+    teacher, student = models(teacher_id=64)
+    cfg = {"taps": {"neck": ["neck.p3", "fpn.2", "neck.p5"]}, "head": {"reg_max": 4},
+           "teacher_taps": {"embedding": "reid", "neck": ["neck.p3", "neck.p9", "neck.p5"]}}
+    with pytest.raises(InputError) as caught:
+        KDHooks(teacher, student, cfg)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.match(r"taps not found: student neck tap 'fpn.2', teacher embedding tap 'reid', "
+                    r"teacher neck tap 'neck.p9' \(did you mean 'neck.p[345]'\?\); ", message)
+    assert ("student neck candidates by output on a 64x64 input: neck.p3 Tensor(1, 8, 8, 8) s8, "
+            "neck.p4 Tensor(1, 16, 4, 4) s16, neck.p5 Tensor(1, 16, 2, 2) s32; ") in message
+    assert "teacher embedding candidates by output on a 64x64 input: embedding Tensor(1, 64, 8, 8) s8" in message
+    assert message.endswith("every module's output: python -m mot_kd.kd.taps --factory module:function")
+    with pytest.raises(InputError, match=r"student 'fpn.2' closest names: .*; teacher 'reid' closest names: "):
+        KDHooks(teacher, student, dict(cfg, build_input_size=None))  # no dry run: suggestions by name
     assert all(len(m._forward_hooks) == 0 for m in student.modules())  # failed build leaves no hooks
 
 

@@ -2,9 +2,13 @@
 
 Why lazy: KDHooks knows only module names, not channel counts; the first recorded pair of tensors tells us
 both. ``load_state_dict`` rebuilds missing connectors from the saved weight shapes, so a checkpoint can be
-restored before any forward pass.
+restored before any forward pass. Why ``auto`` needs more than equal channel counts: equal widths of two
+different architectures (a ghost student, a C3 teacher) do not make their channels correspond, so the
+identity is used only where the tap is computed by the same architecture (:func:`architecture`).
 """
 from __future__ import annotations
+
+import re
 
 from loguru import logger
 import torch
@@ -14,8 +18,27 @@ from mot_kd.errors import InputError
 
 
 def _key(tap: str) -> str:
-    """ModuleDict keys may not contain dots."""
-    return tap.replace(".", "__")
+    """ModuleDict keys may not contain dots; a tap spec's label ('m[0]@call1') becomes a plain identifier."""
+    return re.sub(r"\W", "_", tap.replace(".", "__"))
+
+
+def _class_path(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def architecture(model: nn.Module, module: nn.Module) -> tuple:
+    """What computes ``module``'s tensor, as far as registration order tells: class path and own parameter
+    shapes of every module of ``model`` (DDP/DataParallel unwrapped) up to the end of ``module``'s subtree."""
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    inside = {id(m) for m in module.modules()}
+    signature, reached = [], False
+    for m in model.modules():
+        if reached and id(m) not in inside:
+            break
+        reached = reached or id(m) in inside
+        signature.append((_class_path(m), tuple(tuple(p.shape) for p in m.parameters(recurse=False))))
+    return tuple(signature)
 
 
 def make_connector(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -26,22 +49,24 @@ def make_connector(in_channels: int, out_channels: int) -> nn.Sequential:
 class LazyConnectors(nn.Module):
     """One connector per tap, created from the first seen (student, teacher) channel counts.
 
-    ``mode='auto'`` uses the identity when channel counts match (a student identical to its teacher then
-    has zero feature loss); ``mode='always'`` always builds conv + BN.
+    ``mode='auto'`` uses the identity for the taps in ``identity_taps`` (computed by the same architecture
+    in teacher and student, so a student identical to its teacher has zero feature loss) when their channel
+    counts match; ``mode='always'`` always builds conv + BN.
     """
 
-    def __init__(self, mode: str = "auto"):
+    def __init__(self, mode: str = "auto", identity_taps=()):
         super().__init__()
         self.mode = mode
+        self.identity_taps = set(identity_taps)
         self.adapters = nn.ModuleDict()
         self.handed_out = False  # set by KDHooks.parameters(); adapters created later are warned about
 
-    def needs_adapter(self, in_channels: int, out_channels: int) -> bool:
-        return self.mode == "always" or in_channels != out_channels
+    def needs_adapter(self, tap: str, in_channels: int, out_channels: int) -> bool:
+        return self.mode == "always" or in_channels != out_channels or tap not in self.identity_taps
 
     def ensure(self, tap: str, in_channels: int, out_channels: int, device: torch.device) -> nn.Module | None:
         """The connector for ``tap`` (created on first use), or None when the identity is used."""
-        if not self.needs_adapter(in_channels, out_channels):
+        if not self.needs_adapter(tap, in_channels, out_channels):
             return None
         key = _key(tap)
         if key not in self.adapters:

@@ -12,14 +12,15 @@ import torch
 from torch import nn
 
 from mot_kd.errors import InputError
-from mot_kd.kd.adapters import LazyConnectors
+from mot_kd.kd.adapters import LazyConnectors, architecture
 from mot_kd.kd.decoders import Decoded, build_decoder, check_pair
 from mot_kd.kd.losses.erc import erc_loss
 from mot_kd.kd.losses.key_feature import key_feature_loss
 from mot_kd.kd.losses.pred_diff import pred_diff_loss
 from mot_kd.kd.masks import check_targets
-from mot_kd.kd.recorder import TapRecorder
+from mot_kd.kd.recorder import TapRecorder, missing_modules, resolve_module
 from mot_kd.kd.settings import LOSS_NAMES, SCHEDULE_KEYS, load_kd_config, schedule_factor, tap_groups
+from mot_kd.kd.tapspec import layout_error, parse_taps
 
 
 class KDHooks(nn.Module):
@@ -48,21 +49,32 @@ class KDHooks(nn.Module):
         self.active = [n for n in LOSS_NAMES if self.cfg["losses"][n]["enabled"]]
         self.decoder = build_decoder(self.cfg["head"])  # head taps -> decoded boxes/scores (pred_diff)
         groups = sorted({g for n in self.active for g in tap_groups(self.cfg, n)})
-        self.student_taps = {g: self.cfg["taps"][g] for g in groups}
-        self.teacher_taps = {g: self.cfg["teacher_taps"][g] for g in groups}
+        self.student_specs = {g: parse_taps(self.cfg["taps"][g], f"taps.{g}") for g in groups}
+        self.teacher_specs = {g: parse_taps(self.cfg["teacher_taps"][g], f"teacher_taps.{g}") for g in groups}
+        self.student_taps = {g: [s.label for s in v] for g, v in self.student_specs.items()}  # record keys
+        self.teacher_taps = {g: [s.label for s in v] for g, v in self.teacher_specs.items()}
+        missing = [(role, g, s) for role, model, specs in (("student", student, self.student_specs),
+                                                           ("teacher", teacher, self.teacher_specs))
+                   for g, v in specs.items() for s in missing_modules(model, v)]
+        if missing:
+            from mot_kd.kd.taps import missing_taps_message  # here, so `python -m mot_kd.kd.taps` imports it once
+
+            size = sample_input.shape[2:] if sample_input is not None else self.cfg["build_input_size"]
+            raise InputError(missing_taps_message(missing, {"student": student, "teacher": teacher},
+                                                  None if size is None else tuple(size)))
         self._teacher_state = ([(m, m.training) for m in teacher.modules()],
                                {n: p.requires_grad for n, p in teacher.named_parameters()},
                                next(teacher.parameters(), torch.empty(0)).device)
-        self.student_recorder = TapRecorder(student, [n for v in self.student_taps.values() for n in v],
+        self.student_recorder = TapRecorder(student, [s for v in self.student_specs.values() for s in v],
                                             "student", training_only=True)
         try:
-            self.teacher_recorder = TapRecorder(teacher, [n for v in self.teacher_taps.values() for n in v],
+            self.teacher_recorder = TapRecorder(teacher, [s for v in self.teacher_specs.values() for s in v],
                                                 "teacher", training_only=False)
         except InputError:
             self.student_recorder.remove()
             raise
         teacher.eval().requires_grad_(False)
-        self.connectors = LazyConnectors(self.cfg["adapter"])
+        self.connectors = LazyConnectors(self.cfg["adapter"], self._same_architecture_taps("neck"))
         size = self.cfg["build_input_size"]
         if sample_input is not None or size is not None:
             if sample_input is None:
@@ -107,7 +119,7 @@ class KDHooks(nn.Module):
             for module, training in modes:
                 module.training = training
         student_taps = self.student_recorder.take(self._flat(self.student_taps))
-        self._check_shapes(student_taps, teacher_taps, sample_input.shape[0])
+        self._check_shapes(student_taps, teacher_taps, sample_input.shape[0], sample_input.shape[2:])
         if "pred_diff" in self.active:
             groups = tap_groups(self.cfg, "pred_diff")
             self._decode_head({g: [student_taps[n] for n in self.student_taps[g]] for g in groups},
@@ -116,6 +128,18 @@ class KDHooks(nn.Module):
         for s_name, t_name in zip(self.student_taps.get("neck", []), self.teacher_taps.get("neck", [])):
             self.connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],
                                    student_taps[s_name].device)
+
+    def _same_architecture_taps(self, group: str) -> set[str]:
+        """Student taps of ``group`` computed by the same architecture as their teacher tap (adapter: auto may
+        use the identity there)."""
+        teacher, student = dict(self.teacher.named_modules()), dict(self.student.named_modules())
+        same = set()
+        for s, t in zip(self.student_specs.get(group, []), self.teacher_specs.get(group, [])):
+            if (s.index, s.input, s.call, s.layout) == (t.index, t.input, t.call, t.layout) and architecture(
+                    self.student, resolve_module(student, s.module)) == architecture(
+                    self.teacher, resolve_module(teacher, t.module)):
+                same.add(s.label)
+        return same
 
     @staticmethod
     def _flat(taps: dict[str, list[str]]) -> list[str]:
@@ -134,9 +158,16 @@ class KDHooks(nn.Module):
             self.teacher_recorder.armed = False
         return self.teacher_recorder.take(self._flat(self.teacher_taps))
 
-    def _check_shapes(self, student: dict, teacher: dict, batch: int) -> None:
-        """Feature taps: (B, C, H, W) on a shared grid; head taps are checked by their decoder (_decode_head)."""
+    def _check_shapes(self, student: dict, teacher: dict, batch: int, image_size) -> None:
+        """Feature taps: (B, C, H, W) on a shared grid; head taps are checked by their decoder (_decode_head).
+        A 4-D tap of any group whose grid shows it is not in its declared layout is an error first."""
         head_groups = tap_groups(self.cfg, "pred_diff") if "pred_diff" in self.active else ()
+        for group, s_specs in self.student_specs.items():
+            for role, spec in [("student", s) for s in s_specs] + [("teacher", t) for t in self.teacher_specs[group]]:
+                problem = layout_error(role, spec, (student if role == "student" else teacher)[spec.label],
+                                       tuple(image_size))
+                if problem:
+                    raise InputError(problem)
         for group, s_names in self.student_taps.items():
             for s_name, t_name in zip(s_names, self.teacher_taps[group]):
                 s, t = student[s_name], teacher[t_name]
@@ -180,7 +211,7 @@ class KDHooks(nn.Module):
             zero = images.new_zeros((), dtype=torch.float32)
             return self._with_idle_adapters(zero), {n: zero for n in self.active}
         teacher = self._run_teacher(images)
-        self._check_shapes(student, teacher, images.shape[0])
+        self._check_shapes(student, teacher, images.shape[0], images.shape[2:])
         parts = {}
         with torch.autocast(device_type=images.device.type, enabled=False):
             for name in self.active:
