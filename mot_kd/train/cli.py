@@ -77,8 +77,8 @@ def job_from_args(args: argparse.Namespace) -> dict:
     teacher = _absolute(teacher_checkpoint(args.teacher, args.teacher_weights)) if distil else None
     if args.teacher_weights and not distil:
         raise InputError("--teacher-weights needs --teacher")
-    if args.weights and checkpoint_kind(args.weights) == "mot-kd":  # an ultralytics .pt is checked when loaded
-        read_checkpoint(args.weights)
+    if args.weights:
+        checkpoint_kind(args.weights)  # reads a mot-kd checkpoint; an ultralytics .pt is matched when loaded
     out = Path(args.out)
     if (out / "weights" / "last.pt").exists() and not args.exist_ok:
         raise InputError(f"--out {out}: holds a previous run; use --resume {out} to continue or --exist-ok to overwrite")
@@ -132,12 +132,15 @@ def teacher_checkpoint(teacher: str, weights: str | None) -> str:
         raise InputError(f"--teacher {teacher} has no weights: train it first, e.g. `python -m mot_kd.train --model "
                          f"{teacher} --data DATA --out runs/teacher`, then pass --teacher-weights "
                          "runs/teacher/weights/best.pt")
-    if checkpoint_kind(weights) == "ultralytics":
-        raise InputError(f"--teacher {weights}: an ultralytics COCO checkpoint is not a MOT-trained teacher (no "
-                         "identity embedding); train one from it first: `python -m mot_kd.train --model ARCH "
-                         f"--weights {weights} --data DATA --out runs/teacher`, then pass --teacher-weights "
-                         "runs/teacher/weights/best.pt")
-    arch = read_checkpoint(weights)["arch"].get("name")
+    try:
+        arch = read_checkpoint(weights)["arch"].get("name")
+    except InputError:
+        if checkpoint_kind(weights) == "ultralytics":
+            raise InputError(f"--teacher {weights}: an ultralytics COCO checkpoint is not a MOT-trained teacher (no "
+                             "identity embedding); train one from it first: `python -m mot_kd.train --model ARCH "
+                             f"--weights {weights} --data DATA --out runs/teacher`, then pass --teacher-weights "
+                             "runs/teacher/weights/best.pt") from None
+        raise
     if teacher != weights and arch != teacher:
         logger.warning(f"--teacher {teacher}: the checkpoint {weights} holds a {arch}; using the checkpoint")
     return str(weights)
