@@ -5,8 +5,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from test_data_support import walking_gt, write_jde_set, write_sequence, write_tud_sequence
 
+from mot_kd.config import CONFIG_ROOT
 from mot_kd.data.augment import AugmentConfig, augment, clip_boxes, hsv_jitter
 from mot_kd.data.data_config import load_data_config
 from mot_kd.data.dataset import JDESource, MOTSource, MOTTrainDataset, build_loader, collate
@@ -227,6 +229,13 @@ def test_shipped_data_configs():
     assert synthetic.train.split == "train_half" and synthetic.val.split == "val_half"
     with pytest.raises(InputError, match=r"mot17\.yaml: root /\S*datasets/MOT17 is not a folder"):
         load_data_config("mot17")
+    with pytest.raises(InputError, match=r"mot15\.yaml: root /\S*datasets/MOT15 is not a folder"):
+        load_data_config("mot15")
+    for name, benchmark, val_split, train_seqs in (("mot15", "MOT15", "full", 9), ("mot17", "MOT17", "val_half", 0)):
+        raw = yaml.safe_load((CONFIG_ROOT / "data" / f"{name}.yaml").read_text())
+        config = load_data_config({**raw, "root": str(CONFIG_ROOT)})  # the shipped keys, with a root that exists
+        assert (config.benchmark, config.val.split, len(config.train.sequences or ())) == (benchmark, val_split,
+                                                                                            train_seqs)
 
 
 def test_data_config_resolves_sources(tmp_path):

@@ -13,6 +13,7 @@ _EXPORTS = {
     "motchallenge": ("Sequence", "GroundTruth", "find_sequences", "select_sequences", "split_range", "read_gt",
                      "unique_by_gt", "global_identities", "DISTRACTOR_CLASSES"),
     "jde_labels": ("load_jde_set", "read_jde_labels"),
+    "images": ("read_image",),
     "letterbox": ("LetterboxInfo", "boxes_to_letterbox", "boxes_from_letterbox"),  # letterbox() is the module's
     "augment": ("AugmentConfig",),
     "dataset": ("MOTSource", "JDESource", "MOTTrainDataset", "collate", "build_loader"),
