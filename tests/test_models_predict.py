@@ -81,11 +81,11 @@ def test_checkpoint_bad_files(nano, tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="corrupt.pt: not a readable"):
+    with pytest.raises(InputError, match=r"corrupt.pt: not a mot-kd checkpoint \(not a torch file"):
         load_checkpoint(corrupt)
     foreign = tmp_path / "foreign.pt"
     torch.save({"model": {"w": torch.zeros(1)}}, foreign)
-    with pytest.raises(InputError, match="not a mot-kd model checkpoint"):
+    with pytest.raises(InputError, match=r"foreign.pt: not a mot-kd checkpoint \(it holds a dict with keys model\)"):
         read_checkpoint(foreign)
     with pytest.raises(InputError, match="meta.when"):
         save_checkpoint(nano, tmp_path / "x.pt", meta={"when": object()})
