@@ -350,3 +350,28 @@ def test_deepcopy_of_hooked_student_does_not_record():
     assert kd.student_recorder.records == {}
     loss, _ = step(kd, student)
     assert torch.isfinite(loss)
+
+
+def test_adapter_auto_identity_only_for_the_same_architecture():
+    features = dict(TOY_CFG, losses={"erc": {"enabled": False}, "pred_diff": {"enabled": False}})
+    teacher, _ = models(teacher_width=8)
+    same = frozen_bn(copy.deepcopy(teacher))
+    assert list(KDHooks(teacher, same, features).parameters()) == []  # same architecture: identity, zero loss
+    other = copy.deepcopy(teacher)  # equal widths everywhere, another block in the stem (a ghost-like student)
+    other.stem[0] = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, 2, 1, groups=8))
+    kd = KDHooks(teacher, other.train(), features)
+    assert sorted(kd.connectors.adapters) == ["neck__p3", "neck__p4", "neck__p5"]
+    assert len(list(KDHooks(teacher, same, dict(features, adapter="always")).parameters())) == 9
+
+
+def test_neck_taps_as_specs_get_adapters_that_round_trip():
+    teacher, student = models()
+    taps = {"neck": [{"module": "neck.p4", "input": 0}, "neck.p4", "neck.p5"]}  # neck.p4 input = neck.p3 output
+    cfg = dict(TOY_CFG, taps=taps, losses={"erc": {"enabled": False}, "pred_diff": {"enabled": False}})
+    kd = KDHooks(teacher, student, cfg)
+    assert sorted(kd.connectors.adapters) == ["neck__p4", "neck__p4_input0", "neck__p5"]
+    _, parts = step(kd, student)
+    assert float(parts["key_feature"]) > 0
+    lazy = KDHooks(teacher, student, dict(cfg, build_input_size=None))
+    lazy.load_state_dict(kd.state_dict())
+    assert torch.allclose(step(lazy, student)[0], step(kd, student)[0])
