@@ -36,7 +36,8 @@ def error_line(capsys, *args) -> str:
 
 
 def foreign_files(tmp_path: Path) -> dict[str, Path]:
-    files = {name: tmp_path / f"{name}.pt" for name in ("text", "dict", "module", "state", "empty")}
+    files = {name: tmp_path / f"{name}.pt" for name in ("text", "dict", "module", "state", "empty", "pickle")}
+    files["pickle"].write_bytes(pickle.dumps({"weights": [1.0]}))  # a plain pickle, not torch.save's format
     files["text"].write_text("hello, I am not a checkpoint\n")
     torch.save({"model": torch.zeros(2), "epoch": 3}, files["dict"])
     torch.save({"model": torch.nn.Linear(2, 2)}, files["module"])  # loads only with weights_only=False
@@ -49,8 +50,9 @@ def foreign_files(tmp_path: Path) -> dict[str, Path]:
     ("text", "not a mot-kd checkpoint (not a torch file, or a damaged one); expected {expected}"),
     ("empty", "not a mot-kd checkpoint (not a torch file, or a damaged one); expected {expected}"),
     ("dict", "not a mot-kd checkpoint (it holds a dict with keys model, epoch); expected {expected}"),
-    ("module", "not a mot-kd checkpoint: it pickles Python objects (a YOLOv5/CSTrack or other project's "
-               "checkpoint?), which mot-kd never loads; expected {expected}"),
+    ("module", "not a mot-kd checkpoint: it pickles Python objects (torch.nn.modules.linear.Linear), which mot-kd "
+               "never loads (a YOLOv5/CSTrack or other project's checkpoint?); expected {expected}"),
+    ("pickle", "not a mot-kd checkpoint (not a torch file, or a damaged one); expected {expected}"),
     ("state", "a training state (last.pt), not a model checkpoint: use weights/best.pt or weights/last_student.pt "
               "of that run (or --resume RUN to continue training it)"),
 ])
@@ -65,7 +67,7 @@ def test_model_checkpoint_reader_refuses_foreign_files_in_our_words(tmp_path, ki
     assert EXPECTED == "a model checkpoint written by mot-kd (format 'mot-kd/jde-model/1', e.g. runs/NAME/weights/best.pt)"
 
 
-@pytest.mark.parametrize("kind", ["text", "empty", "dict", "module", "state"])
+@pytest.mark.parametrize("kind", ["text", "empty", "dict", "module", "state", "pickle"])
 def test_train_weights_refuses_foreign_files_in_one_line(tmp_path, capsys, data, kind):
     """The exact words depend on which checkpoint kinds --weights accepts (mot-kd's, ultralytics' .pt)."""
     path = foreign_files(tmp_path)[kind]
@@ -77,12 +79,11 @@ def test_train_weights_refuses_foreign_files_in_one_line(tmp_path, capsys, data,
 def test_resume_from_a_foreign_last_pt(tmp_path, capsys):
     last = tmp_path / "run" / "weights" / "last.pt"
     last.parent.mkdir(parents=True)
-    with last.open("wb") as handle:
-        pickle.dump({"job": object}, handle)  # needs arbitrary classes to load
+    torch.save({"job": {}, "student": torch.nn.Linear(2, 2)}, last)  # a module object, not a state dict
     assert error_line(capsys, "--resume", str(tmp_path / "run")) == (
-        f"error: {last}: not a mot-kd checkpoint: it pickles Python objects (a YOLOv5/CSTrack or other project's "
-        "checkpoint?), which mot-kd never loads; expected the training state mot_kd.train writes after every epoch "
-        "(runs/NAME/weights/last.pt)")
+        f"error: {last}: not a mot-kd checkpoint: it pickles Python objects (torch.nn.modules.linear.Linear), which "
+        "mot-kd never loads (a YOLOv5/CSTrack or other project's checkpoint?); expected the training state "
+        "mot_kd.train writes after every epoch (runs/NAME/weights/last.pt)")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -49,10 +50,12 @@ def load_plain(path: Path, expected: str) -> object:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
-            raise InputError(f"{path}: not a mot-kd checkpoint: it pickles Python objects (a YOLOv5/CSTrack "
-                             f"or other project's checkpoint?), which mot-kd never loads; expected {expected}") from None
-        raise InputError(f"{path}: not a mot-kd checkpoint (not a torch file); expected {expected}") from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise InputError(f"{path}: not a mot-kd checkpoint: it pickles Python objects ({found[1]}), which mot-kd "
+                             f"never loads (a YOLOv5/CSTrack or other project's checkpoint?); expected {expected}") from None
+        raise InputError(f"{path}: not a mot-kd checkpoint (not a torch file, or a damaged one); "
+                         f"expected {expected}") from None
     except Exception:  # torch raises many types (KeyError, EOFError, RuntimeError) for text, empty or cut files
         raise InputError(f"{path}: not a mot-kd checkpoint (not a torch file, or a damaged one); "
                          f"expected {expected}") from None
