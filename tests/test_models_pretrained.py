@@ -189,7 +189,8 @@ def test_other_files_get_the_mot_kd_readers_error_and_loading_leaves_torch_stric
     for name in ("foreign.pt", "plain.pt", "notes.pt"):
         message = one_line_error(checkpoint_kind, tmp_path / name)
         assert message.startswith(f"{tmp_path / name}: ")
-        assert message == one_line_error(read_checkpoint, tmp_path / name)
+        assert message == one_line_error(read_checkpoint, tmp_path / name) + \
+            " (or an ultralytics detection checkpoint such as yolov5su.pt)"
     ours = save_checkpoint(v5n[0], tmp_path / "ours.pt")
     assert "a mot-kd model checkpoint, not an ultralytics one" in one_line_error(read_ultralytics, ours)
 
@@ -205,9 +206,10 @@ def test_train_cli_starts_the_model_from_an_ultralytics_checkpoint(v5n, tmp_path
                                     "val": {"split": "full"}}))
     common = ["--data", str(data), "--imgsz", "64", "64", "--batch", "2", "--epochs", "1", "--device", "cpu",
               "--set", "id_dim=16", "--set", "workers=0", "--set", "nbs=2"]
-    teacher = one_line_error(job_from_args, parse_args(["--teacher", str(path), "--student", "yolov5n", *common,
-                                                        "--out", str(tmp_path / "kd")]))
-    assert "an ultralytics COCO checkpoint is not a MOT-trained teacher" in teacher and "--weights" in teacher
+    kd = ["--teacher", "yolov5n", "--teacher-weights", str(path), "--student", "yolov5n", "--out", str(tmp_path / "kd")]
+    teacher = one_line_error(job_from_args, parse_args([*kd, *common]))
+    assert teacher.startswith(f"--teacher-weights {path}: an ultralytics COCO checkpoint is not a MOT-trained teacher")
+    assert f"--model yolov5n --weights {path} --data DATA" in teacher
     assert main(["--model", "yolov5n", "--weights", str(path), *common, "--out", str(tmp_path / "run")]) == 0
     trained = load_checkpoint(tmp_path / "run" / "weights" / "best.pt")
     assert trained.arch["cfg"]["legacy_cls_width"] == 80 and trained.arch["name"] == "yolov5n"

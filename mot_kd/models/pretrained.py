@@ -61,7 +61,10 @@ def checkpoint_kind(path: str | os.PathLike) -> str:
     if any(n.startswith("models.") for n in names):
         raise InputError(f"{path}: an original YOLOv5 (github.com/ultralytics/yolov5, anchor-based) checkpoint; use "
                          "the anchor-free ultralytics release of the same model, e.g. yolov5su.pt")
-    read_checkpoint(path)
+    try:
+        read_checkpoint(path)
+    except InputError as exc:
+        raise InputError(f"{exc} (or an ultralytics detection checkpoint such as yolov5su.pt)") from None
     return "mot-kd"
 
 

@@ -136,8 +136,9 @@ def teacher_checkpoint(teacher: str, weights: str | None) -> str:
         arch = read_checkpoint(weights)["arch"].get("name")
     except InputError:
         if checkpoint_kind(weights) == "ultralytics":
-            raise InputError(f"--teacher {weights}: an ultralytics COCO checkpoint is not a MOT-trained teacher (no "
-                             "identity embedding); train one from it first: `python -m mot_kd.train --model ARCH "
+            flag, name = ("--teacher", "ARCH") if teacher == weights else ("--teacher-weights", teacher)
+            raise InputError(f"{flag} {weights}: an ultralytics COCO checkpoint is not a MOT-trained teacher (no "
+                             f"identity embedding); train one from it first: `python -m mot_kd.train --model {name} "
                              f"--weights {weights} --data DATA --out runs/teacher`, then pass --teacher-weights "
                              "runs/teacher/weights/best.pt") from None
         raise
