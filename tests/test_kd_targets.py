@@ -19,7 +19,7 @@ def test_cstrack_targets_shift_ids_and_drop_none():
     t = ours()
     sots = torch.cat([t[:, :1], torch.where(t[:, 2:3] >= 0, t[:, 2:3] + 1, 0), t[:, 3:]], 1)  # id 0 = none
     assert torch.allclose(from_cstrack(sots), t)
-    with pytest.raises(InputError, match=r"from_cstrack: expected \(M, 6\) \[image, id, cx, cy, w, h\].*shape \(3, 7\)"):
+    with pytest.raises(InputError, match=r"from_cstrack: expected \(M, 6\) \[image, id, cx, cy, w, h\].*\(3, 7\)"):
         from_cstrack(t)
     pixels = sots.clone()
     pixels[:, 2:] *= 608
