@@ -64,7 +64,8 @@ def test_model_checkpoint_reader_refuses_foreign_files_in_our_words(tmp_path, ki
         with pytest.raises(InputError) as info:
             read_checkpoint(path)
     assert str(info.value) == f"{path}: {message.format(expected=EXPECTED)}"
-    assert EXPECTED == "a model checkpoint written by mot-kd (format 'mot-kd/jde-model/1', e.g. runs/NAME/weights/best.pt)"
+    assert EXPECTED == ("a model checkpoint written by mot-kd (format 'mot-kd/jde-model/1', e.g. "
+                        "runs/NAME/weights/best.pt)")
 
 
 @pytest.mark.parametrize("kind", ["text", "empty", "dict", "module", "state", "pickle"])

@@ -12,10 +12,10 @@ Format (every key but ``root`` optional)::
       - {list: datasets/crowdhuman.train, root: datasets, name: crowdhuman}
     synthetic: {seqs: 4, frames: 150, width: 640, height: 384, seed: 0}  # root can be generated
 
-Relative paths are relative to the working directory (made absolute on load); ``~`` and ``$VARS`` expand. A missing root is an
-error unless a ``synthetic`` section says how to generate it (``needs_generation``). ``check()`` then checks,
-before any training, the sequence names and that the val gt suits the benchmark (MOT15-style gt under MOT17
-would otherwise stop the run in its first validation).
+Relative paths are relative to the working directory (made absolute on load); ``~`` and ``$VARS`` expand. A
+missing root is an error unless a ``synthetic`` section says how to generate it (``needs_generation``).
+``check()`` then checks, before any training, the sequence names and that the val gt suits the benchmark
+(MOT15-style gt under MOT17 would otherwise stop the run in its first validation).
 """
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def _synthetic(value, where: str) -> dict | None:
     check_keys(value, _SYNTHETIC_KEYS, where)
     missing = [key for key in _SYNTHETIC_KEYS if key not in value]
     if missing:
-        raise InputError(f"{where}: missing key(s) {', '.join(missing)} (all of {', '.join(_SYNTHETIC_KEYS)} are needed)")
+        raise InputError(f"{where}: missing key(s) {', '.join(missing)} (all of {', '.join(_SYNTHETIC_KEYS)} "
+                         "are needed)")
     for key in _SYNTHETIC_KEYS:
         if not isinstance(value[key], int) or value[key] < (0 if key == "seed" else 1):
             raise InputError(f"{where}.{key}: expected a positive integer, got {value[key]!r}")

@@ -52,8 +52,9 @@ def load_plain(path: Path, expected: str) -> object:
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if found:
-            raise InputError(f"{path}: not a mot-kd checkpoint: it pickles Python objects ({found[1]}), which mot-kd "
-                             f"never loads (a YOLOv5/CSTrack or other project's checkpoint?); expected {expected}") from None
+            raise InputError(f"{path}: not a mot-kd checkpoint: it pickles Python objects ({found[1]}), which "
+                             "mot-kd never loads (a YOLOv5/CSTrack or other project's checkpoint?); expected "
+                             f"{expected}") from None
         raise InputError(f"{path}: not a mot-kd checkpoint (not a torch file, or a damaged one); "
                          f"expected {expected}") from None
     except Exception:  # torch raises many types (KeyError, EOFError, RuntimeError) for text, empty or cut files
@@ -111,4 +112,5 @@ def _check_plain(obj, where: str) -> None:
         for i, v in enumerate(obj):
             _check_plain(v, f"{where}[{i}]")
     elif not isinstance(obj, (*_BUILTINS, torch.Tensor)):
-        raise InputError(f"{where}: {type(obj).__name__} cannot go in a portable checkpoint (tensors and builtins only)")
+        raise InputError(f"{where}: {type(obj).__name__} cannot go in a portable checkpoint (tensors and builtins "
+                         "only)")

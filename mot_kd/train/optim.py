@@ -71,7 +71,8 @@ class WarmupCosine:
                 start = self.warmup_bias_lr if group.get("group") == "bias" else 0.0
                 lr = float(np.interp(step, [0, self.warmup_steps], [start, base]))
                 if "momentum" in group:
-                    group["momentum"] = float(np.interp(step, [0, self.warmup_steps], [self.warmup_momentum, self.momentum]))
+                    group["momentum"] = float(np.interp(step, [0, self.warmup_steps],
+                                                        [self.warmup_momentum, self.momentum]))
                 elif "betas" in group:
                     beta1 = float(np.interp(step, [0, self.warmup_steps], [self.warmup_momentum, self.momentum]))
                     group["betas"] = (beta1, group["betas"][1])

@@ -85,7 +85,8 @@ class TrainSettings:
 class Trainer:
     def __init__(self, settings: TrainSettings, make_loader: Callable[[int], object], student: nn.Module,
                  criterion: nn.Module, out: Path, device: torch.device, dist: DistContext,
-                 make_kd: Callable[[nn.Module], nn.Module] | None = None, validate: Callable[[nn.Module, int], dict] | None = None,
+                 make_kd: Callable[[nn.Module], nn.Module] | None = None,
+                 validate: Callable[[nn.Module, int], dict] | None = None,
                  save_student: Callable[[nn.Module, Path, dict], None] | None = None, job: dict | None = None):
         self.s, self.make_loader, self.out, self.device, self.dist = settings, make_loader, Path(out), device, dist
         self.student, self.criterion, self.validate, self.save_student = student, criterion, validate, save_student
@@ -112,7 +113,8 @@ class Trainer:
     # ----------------------------------------------------------------- state
     def state_dict(self, epoch: int) -> dict:
         return {
-            "job": self.job, "epoch": epoch, "opt_step": self.opt_step, "best_fitness": self.best_fitness, "results": self.results,
+            "job": self.job, "epoch": epoch, "opt_step": self.opt_step, "best_fitness": self.best_fitness,
+            "results": self.results,
             "student": self.student.state_dict(), "criterion": self.criterion.state_dict(),
             "kd": self.kd.state_dict() if self.kd is not None else None,
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
@@ -161,7 +163,8 @@ class Trainer:
             self.dist.barrier()
         best = self.weights / "best.pt"
         if self.dist.is_main and self.results and not best.exists():
-            logger.warning(f"no validation metric {self.s.val_metric!r} was measured: best.pt is the last epoch's model")
+            logger.warning(f"no validation metric {self.s.val_metric!r} was measured: best.pt is the last epoch's "
+                           "model")
             self._save_student(best, self.results[-1]["epoch"], {})
         return self.results
 
@@ -210,8 +213,9 @@ class Trainer:
                 logger.warning("epoch {} batch {}: non-finite loss, batch skipped", epoch + 1, i)
                 del loss, parts
                 if bad_in_row >= self.s.max_bad_steps:
-                    raise TrainingAborted(f"training aborted: {bad_in_row} non-finite losses in a row (epoch {epoch + 1}, "
-                                          f"batch {i}); lower lr0, check the data, or raise max_bad_steps")
+                    raise TrainingAborted(f"training aborted: {bad_in_row} non-finite losses in a row (epoch "
+                                          f"{epoch + 1}, batch {i}); lower lr0, check the data, or raise "
+                                          "max_bad_steps")
             if (i + 1) % self.accumulate == 0 or i + 1 == self.batches_per_epoch:
                 self._optimizer_step()
         sums, count = self.dist.sum_over_ranks(sums, count, self.device)
