@@ -46,8 +46,8 @@ class UltralyticsCheckpoint:
 def checkpoint_kind(path: str | os.PathLike) -> str:
     """``"mot-kd"`` or ``"ultralytics"`` for a ``--weights`` file, else a one-line InputError saying what it is.
 
-    Decided from the classes the file pickles (read statically, nothing is unpickled); a file without
-    ultralytics classes is left to mot-kd's own checkpoint reader, whose errors say what else it is.
+    An ultralytics file is recognised by the classes it pickles, read statically (nothing is unpickled); any
+    other file is left to mot-kd's own checkpoint reader, whose errors say what else it is.
     """
     path = Path(path)
     if not path.is_file():
