@@ -186,14 +186,15 @@ def test_duplicate_tracked_and_lost_pair_keeps_the_longer_track():
         step(tracker, [xyxy(100, 200)], [0.9])
     step(tracker, [xyxy(600, 200)], [0.9])  # track 1 lost; track 2 starts elsewhere
     step(tracker, [xyxy(600, 200)], [0.9])
-    old, young = tracker.tracks
-    assert (old.state, young.state) == (TrackState.LOST, TrackState.TRACKED)
-    young.mean = old.mean.copy()  # the young track drifts onto the lost one's spot
+    pool = tracker.pool  # rows: 0 = old track 1, 1 = young track 2
+    assert pool.ids.tolist() == [1, 2] and pool.state.tolist() == [TrackState.LOST, TrackState.TRACKED]
+    pool.mean = pool.mean[[0, 0]]  # the young track drifts onto the lost one's spot
     tracker._remove_duplicates()
-    assert young.state == TrackState.REMOVED and old.state == TrackState.LOST
-    young.state, old.state = TrackState.LOST, TrackState.TRACKED  # the other way round: lost one is younger
+    assert pool.state.tolist() == [TrackState.LOST, TrackState.REMOVED]
+    pool.state = np.array([TrackState.TRACKED, TrackState.LOST], np.int8)  # the other way round: lost one younger
     tracker._remove_duplicates()
-    assert young.state == TrackState.REMOVED and old.state == TrackState.TRACKED
+    assert pool.state.tolist() == [TrackState.TRACKED, TrackState.REMOVED]
+    assert [t.track_id for t in tracker.tracks] == [1, 2] and tracker.tracks[0].duration == 9
 
 
 # ---------------------------------------------------------------------------------------------- noisy gt

@@ -2,8 +2,9 @@
 
 A generated crowd of ``--targets`` pedestrians walks across a 1920x1080 frame; each frame about
 ``--detections`` of them are detected (with jitter, low-score and false-positive boxes), so roughly
-``--targets`` tracks are alive (tracked + lost). Timed: ``JDETracker.update`` only (Kalman, costs,
-assignment, bookkeeping), after a warm-up that fills the track pool. Target: <= 1 ms/frame.
+``--targets`` tracks are alive (tracked + lost). Timed: ``JDETracker.update_arrays`` only (what the runner
+calls: Kalman, costs, assignment, bookkeeping, output arrays), after a warm-up that fills the track pool.
+Target: <= 1 ms/frame.
 
 Two columns on the same frames: the tracker as shipped (one BLAS thread during ``update``, set by
 ``trackers.blas``) and with BLAS left at the process default (what numpy does without the limit: several
@@ -54,10 +55,10 @@ def bench(dim: int | None, targets: int, detections: int, frames: int, warmup: i
     times, live = [], []
     for i, (boxes, scores, emb) in enumerate(crowd(warmup + frames, targets, detections, dim)):
         start = time.perf_counter()
-        tracker.update(boxes, scores, emb)
+        tracker.update_arrays(boxes, scores, emb)
         if i >= warmup:
             times.append(time.perf_counter() - start)
-            live.append(len(tracker.tracks))
+            live.append(len(tracker.pool))
     return 1e3 * float(np.median(times)), 1e3 * float(np.mean(times)), float(np.mean(live))
 
 

@@ -18,7 +18,7 @@ from trackers.config import load_tracker_config
 from trackers.detections import Detections
 from trackers.kalman import KalmanFilter
 from trackers.matching import embedding_distance, fuse_motion, iou_distance, linear_assignment
-from trackers.tracklet import Track, TrackState, new_tracks, predict_tracks, stack_states, tracks_xyxy, update_tracks
+from trackers.tracklet import Track, TrackPool, TrackState
 
 TRACKED, LOST, NEW, REMOVED = TrackState.TRACKED, TrackState.LOST, TrackState.NEW, TrackState.REMOVED
 
@@ -44,49 +44,58 @@ class JDETracker:
 
     def reset(self) -> None:
         """Forget all tracks and the embedding mode; ids start again at 1 (call between sequences)."""
-        self.tracks: list[Track] = []
+        self.pool = TrackPool()
         self.frame_id = 0
         self.next_id = 1
         self.embedding_dim: int | None = None  # fixed by the first frame with detections
         self.appearance: bool | None = None
 
-    def update(self, boxes, scores, embeddings=None) -> list[Track]:
-        with blas_threads(self.blas_threads):
-            return self._update(boxes, scores, embeddings)
+    @property
+    def tracks(self) -> list[Track]:
+        """Every live track (new, tracked, lost) as a snapshot, in creation order."""
+        return [self.pool.track(i) for i in range(len(self.pool))]
 
-    def _update(self, boxes, scores, embeddings) -> list[Track]:
+    def update(self, boxes, scores, embeddings=None) -> list[Track]:
+        """One frame -> the tracks to report (snapshots)."""
+        with blas_threads(self.blas_threads):
+            return [self.pool.track(i) for i in self._update(boxes, scores, embeddings)]
+
+    def update_arrays(self, boxes, scores, embeddings=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Same as ``update``, returning ``(ids, tlwh, scores)`` arrays instead of ``Track`` objects (runner path)."""
+        with blas_threads(self.blas_threads):
+            return self.pool.boxes(self._update(boxes, scores, embeddings))
+
+    def _update(self, boxes, scores, embeddings) -> np.ndarray:
+        """One frame; returns the pool rows to report."""
         dets = self._validate(boxes, scores, embeddings)
-        cfg, self.frame_id = self.cfg, self.frame_id + 1
-        predict_tracks(self.tracks, self.kf)
-        pool = [t for t in self.tracks if t.state in (TRACKED, LOST)]
-        unconfirmed = [t for t in self.tracks if t.state == NEW]
+        cfg, pool, self.frame_id = self.cfg, self.pool, self.frame_id + 1
+        pool.predict(self.kf)
+        candidates, unconfirmed = pool.rows(TRACKED, LOST), pool.rows(NEW)
         high = dets.select(np.flatnonzero(dets.scores >= cfg["det_thresh"]))
         low = dets.select(np.flatnonzero((dets.scores >= cfg["low_thresh"]) & (dets.scores < cfg["det_thresh"])))
 
         if self.appearance:  # stage 1: appearance + motion; stage 2: IoU on what is left
-            left, high = self._match(pool, high, self._appearance_cost(pool, high), cfg["appearance_match_thresh"])
-            tracked = [t for t in left if t.state == TRACKED]
+            left, high = self._match(candidates, high, self._appearance_cost(candidates, high),
+                                     cfg["appearance_match_thresh"])
+            tracked = left[pool.state[left] == TRACKED]
             tracked, high = self._match(tracked, high, self._iou(tracked, high), cfg["iou_match_thresh"])
         else:  # stage 1 by IoU only
-            left, high = self._match(pool, high, self._iou(pool, high), cfg["iou_only_match_thresh"])
-            tracked = [t for t in left if t.state == TRACKED]
+            left, high = self._match(candidates, high, self._iou(candidates, high), cfg["iou_only_match_thresh"])
+            tracked = left[pool.state[left] == TRACKED]
         tracked, _ = self._match(tracked, low, self._iou(tracked, low), cfg["low_match_thresh"])  # stage 3
-        for track in tracked:
-            track.state = LOST
+        pool.set_state(tracked, LOST)
         unconfirmed, high = self._match(unconfirmed, high, self._iou(unconfirmed, high),
                                         cfg["unconfirmed_match_thresh"])
-        for track in unconfirmed:
-            track.state = REMOVED
+        pool.set_state(unconfirmed, REMOVED)
         high = high.select(np.flatnonzero(high.scores >= cfg["new_track_thresh"]))
-        self.tracks += new_tracks(high, self.kf, self.next_id, self.frame_id)
+        pool.add(high, self.kf, self.next_id, self.frame_id, TRACKED if self.frame_id == 1 else NEW)
         self.next_id += len(high)
 
-        for track in self.tracks:
-            if track.state == LOST and self.frame_id - track.frame_id > self.max_time_lost:
-                track.state = REMOVED
+        pool.set_state(np.flatnonzero((pool.state == LOST) & (self.frame_id - pool.last > self.max_time_lost)),
+                       REMOVED)
         self._remove_duplicates()
-        self.tracks = [t for t in self.tracks if t.state != REMOVED]
-        return self._reportable([t for t in self.tracks if t.state == TRACKED])
+        pool.keep(pool.state != REMOVED)
+        return self._reportable(pool.rows(TRACKED))
 
     def _validate(self, boxes, scores, embeddings) -> Detections:
         """Check inputs; fix the mode on the first non-empty frame and hold every later frame to it."""
@@ -102,36 +111,36 @@ class JDETracker:
                              f"{started}; call reset() between sequences")
         return dets
 
-    def _appearance_cost(self, tracks: list[Track], dets: Detections) -> np.ndarray:
-        if not tracks or not len(dets):
-            return np.zeros((len(tracks), len(dets)))
-        cost = embedding_distance(np.array([t.feature for t in tracks]), dets.embeddings)
-        gating = self.kf.gating_distance(*stack_states(tracks), dets.xyah)
+    def _appearance_cost(self, rows: np.ndarray, dets: Detections) -> np.ndarray:
+        if not len(rows) or not len(dets):
+            return np.zeros((len(rows), len(dets)))
+        pool = self.pool
+        cost = embedding_distance(pool.feature[rows], dets.embeddings)
+        gating = self.kf.gating_distance(pool.mean[rows], pool.cov[rows], dets.xyah)
         return fuse_motion(cost, gating, self.cfg["motion_gate"], self.cfg["appearance_weight"])
 
-    @staticmethod
-    def _iou(tracks: list[Track], dets: Detections) -> np.ndarray:
-        return iou_distance(tracks_xyxy(tracks), dets.xyxy)
+    def _iou(self, rows: np.ndarray, dets: Detections) -> np.ndarray:
+        return iou_distance(self.pool.xyxy(rows), dets.xyxy)
 
-    def _match(self, tracks: list[Track], dets: Detections, cost: np.ndarray,
-               thresh: float) -> tuple[list[Track], Detections]:
-        """Assign, update matched tracks with their detections; return (unmatched tracks, unmatched dets)."""
+    def _match(self, rows: np.ndarray, dets: Detections, cost: np.ndarray,
+               thresh: float) -> tuple[np.ndarray, Detections]:
+        """Assign, update matched tracks with their detections; return (unmatched rows, unmatched dets)."""
         matches, free_tracks, free_dets = linear_assignment(cost, thresh)
-        update_tracks([tracks[i] for i in matches[:, 0]], dets.select(matches[:, 1]), self.kf, self.frame_id,
-                      self.cfg["feature_ema"])
-        return [tracks[i] for i in free_tracks], dets.select(free_dets)
+        self.pool.update(rows[matches[:, 0]], dets.select(matches[:, 1]), self.kf, self.frame_id,
+                         self.cfg["feature_ema"])
+        return rows[free_tracks], dets.select(free_dets)
 
     def _remove_duplicates(self) -> None:
         """A tracked and a lost track on the same spot: keep the one followed longer (ByteTrack)."""
-        tracked = [t for t in self.tracks if t.state == TRACKED]
-        lost = [t for t in self.tracks if t.state == LOST]
-        close = iou_distance(tracks_xyxy(tracked), tracks_xyxy(lost)) < self.cfg["duplicate_thresh"]
-        for p, q in zip(*np.nonzero(close)):
-            shorter = lost[q] if tracked[p].duration > lost[q].duration else tracked[p]
-            shorter.state = REMOVED
+        pool = self.pool
+        tracked, lost = pool.rows(TRACKED), pool.rows(LOST)
+        p, q = np.nonzero(iou_distance(pool.xyxy(tracked), pool.xyxy(lost)) < self.cfg["duplicate_thresh"])
+        duration = pool.last - pool.start
+        pool.set_state(np.where(duration[tracked[p]] > duration[lost[q]], lost[q], tracked[p]), REMOVED)
 
-    def _reportable(self, tracks: list[Track]) -> list[Track]:
+    def _reportable(self, rows: np.ndarray) -> np.ndarray:
         """Output filters: minimum area and maximum w/h (CSTrack 0.6, FairMOT/ByteTrack 1.6)."""
-        wh = np.diff(tracks_xyxy(tracks).reshape(-1, 2, 2), axis=1)[:, 0]
+        xyxy = self.pool.xyxy(rows)
+        wh = xyxy[:, 2:] - xyxy[:, :2]
         keep = (wh.prod(1) > self.cfg["min_box_area"]) & (wh[:, 0] <= self.cfg["max_aspect_ratio"] * wh[:, 1])
-        return [t for t, k in zip(tracks, keep) if k]
+        return rows[keep]

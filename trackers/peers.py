@@ -23,7 +23,6 @@ import numpy as np
 import yaml
 
 from trackers.jde_tracker import JDETracker
-from trackers.runner import track_arrays
 
 #: a separate folder so boxmot's pins (opencv<5, pandas<3, ...) never touch the main environment
 BOXMOT_DIR = Path("runs/peers/boxmot")
@@ -79,10 +78,10 @@ class Ours:
         self.tracker = JDETracker({**cfg, "use_embeddings": appearance}, frame_rate=frame_rate)
 
     def update(self, xyxy, scores, embeddings):
-        return self.tracker.update(xyxy, scores, embeddings)
+        return self.tracker.update_arrays(xyxy, scores, embeddings)
 
     def rows(self, frame: int, output) -> np.ndarray:
-        return mot_rows(frame, *track_arrays(output))
+        return mot_rows(frame, *output)
 
 
 class Ultralytics:
@@ -124,6 +123,7 @@ class Boxmot:
     """``kind``: bytetrack | botsort | ocsort from boxmot; embeddings go in through its ``Detections`` type."""
 
     def __init__(self, kind: str, cfg: dict, frame_rate: float, appearance: bool, thresholds: str):
+        boxmot_available()  # puts BOXMOT_DIR on the path
         if kind == "bytetrack":
             from boxmot.trackers.box.bytetrack.tracker import ByteTrack as cls
             kwargs = {"frame_rate": int(round(frame_rate))}

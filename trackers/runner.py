@@ -58,14 +58,13 @@ def run_sequence(detect: Detector, source: str | Path, out_path: str | Path, tra
             boxes, scores, embeddings = _unpack(detect(image), frame)
             mid = time.perf_counter()
             try:
-                tracks = tracker.update(boxes, scores, embeddings)
+                ids, tlwh, track_scores = tracker.update_arrays(boxes, scores, embeddings)
             except InputError as exc:
                 raise InputError(f"{src.name} frame {frame}: {exc}") from None
             associate_s += time.perf_counter() - mid
             detect_s += mid - start
             frames += 1
             n_dets += int(np.size(scores))
-            ids, tlwh, track_scores = track_arrays(tracks)
             seen_ids.update(ids.tolist())
             chunks.append(format_result_rows(np.full(len(ids), frame), ids, tlwh, track_scores))
             if save_video:

@@ -1,8 +1,9 @@
-"""Per-target track state (ByteTrack's STrack) and the batched operations the tracker applies to many at once.
+"""Track state for the whole crowd as arrays (one row per track), and ``Track``, the per-track view callers see.
 
-A track owns its Kalman mean/covariance, its smoothed appearance feature and its lifecycle
-(new -> tracked -> lost -> removed). Numeric work is done on stacks of tracks (``predict_tracks``,
-``update_tracks``) so one frame costs a few numpy calls whatever the crowd size.
+ByteTrack's STrack keeps one Python object per target and loops over them; here the tracker's state is a
+``TrackPool`` of stacked arrays (Kalman means/covariances, smoothed features, ids, lifecycle), so predicting,
+updating and boxing 60 tracks are a handful of numpy calls. Arrays are replaced, never written in place,
+so a ``Track`` handed out earlier (views into the arrays of its frame) stays a consistent snapshot.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class TrackState(IntEnum):
 
 @dataclass(eq=False)
 class Track:
+    """One track as of the frame it was read (a snapshot)."""
+
     track_id: int
     mean: np.ndarray  # (8,) Kalman state: cx, cy, w/h, h and their velocities
     covariance: np.ndarray  # (8, 8)
@@ -43,49 +46,104 @@ class Track:
         return self.frame_id - self.start_frame
 
 
-def tracks_xyxy(tracks: list[Track]) -> np.ndarray:
-    """Current boxes (T, 4) xyxy from the Kalman means."""
-    if not tracks:
-        return np.zeros((0, 4))
-    mean = np.array([t.mean for t in tracks])
+def xyah_to_xyxy(mean: np.ndarray) -> np.ndarray:
+    """Boxes (T, 4) xyxy from Kalman states (T, >=4) (cx, cy, w/h, h, ...)."""
     half = mean[:, 2:4] / 2
     half[:, 0] *= mean[:, 3]  # w = aspect * h
     return np.concatenate([mean[:, :2] - half, mean[:, :2] + half], axis=1)
 
 
-def stack_states(tracks: list[Track]) -> tuple[np.ndarray, np.ndarray]:
-    return np.array([t.mean for t in tracks]), np.array([t.covariance for t in tracks])
+class TrackPool:
+    """All live tracks, row i = one track, rows in creation order (which fixes assignment tie-breaks)."""
+
+    def __init__(self):
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.mean = np.zeros((0, 8))
+        self.cov = np.zeros((0, 8, 8))
+        self.score = np.zeros(0)
+        self.feature: np.ndarray | None = None  # (T, D) float32 once the first appearance track exists
+        self.start = np.zeros(0, dtype=np.int64)
+        self.last = np.zeros(0, dtype=np.int64)  # frame of the last match
+        self.state = np.zeros(0, dtype=np.int8)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self, *states: TrackState) -> np.ndarray:
+        """Row indices of tracks in any of ``states``, in pool order."""
+        mask = self.state == states[0]
+        for state in states[1:]:
+            mask |= self.state == state
+        return np.flatnonzero(mask)
+
+    def xyxy(self, rows: np.ndarray) -> np.ndarray:
+        return xyah_to_xyxy(self.mean[rows])
+
+    def predict(self, kf: KalmanFilter) -> None:
+        """Advance all tracks one frame; non-tracked ones stop growing/shrinking (h velocity 0, as ByteTrack)."""
+        if not len(self):
+            return
+        mean = self.mean.copy()
+        mean[self.state != TrackState.TRACKED, 7] = 0.0
+        self.mean, self.cov = kf.predict(mean, self.cov)
+
+    def update(self, rows: np.ndarray, dets: Detections, kf: KalmanFilter, frame_id: int, alpha: float) -> None:
+        """Correct track ``rows[i]`` with detection ``i`` (Kalman update, feature EMA) and mark them tracked."""
+        if not len(rows):
+            return
+        mean, cov = kf.update(self.mean[rows], self.cov[rows], dets.xyah)
+        self.mean, self.cov = self.mean.copy(), self.cov.copy()
+        self.mean[rows], self.cov[rows] = mean, cov
+        self.score, self.last, self.state = self.score.copy(), self.last.copy(), self.state.copy()
+        self.score[rows], self.last[rows], self.state[rows] = dets.scores, frame_id, TrackState.TRACKED
+        if dets.embeddings is not None:
+            smoothed = alpha * self.feature[rows] + (1 - alpha) * dets.embeddings
+            self.feature = self.feature.copy()
+            self.feature[rows] = smoothed / np.linalg.norm(smoothed, axis=1, keepdims=True)
+
+    def add(self, dets: Detections, kf: KalmanFilter, first_id: int, frame_id: int, state: TrackState) -> None:
+        """One new track per detection, ids first_id, first_id + 1, ..."""
+        if not len(dets):
+            return
+        mean, cov = kf.initiate(dets.xyah)
+        n = len(dets)
+        self.ids = np.concatenate([self.ids, np.arange(first_id, first_id + n)])
+        self.mean, self.cov = np.concatenate([self.mean, mean]), np.concatenate([self.cov, cov])
+        self.score = np.concatenate([self.score, dets.scores])
+        if dets.embeddings is not None:
+            old = self.feature if self.feature is not None else np.zeros((0, dets.embeddings.shape[1]), np.float32)
+            self.feature = np.concatenate([old, dets.embeddings])
+        self.start = np.concatenate([self.start, np.full(n, frame_id)])
+        self.last = np.concatenate([self.last, np.full(n, frame_id)])
+        self.state = np.concatenate([self.state, np.full(n, state, dtype=np.int8)])
+
+    def set_state(self, rows: np.ndarray, state: TrackState) -> None:
+        if len(rows):
+            self.state = self.state.copy()
+            self.state[rows] = state
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the rows where ``mask`` is False."""
+        if mask.all():
+            return
+        self.ids, self.mean, self.cov, self.score = self.ids[mask], self.mean[mask], self.cov[mask], self.score[mask]
+        self.start, self.last, self.state = self.start[mask], self.last[mask], self.state[mask]
+        if self.feature is not None:
+            self.feature = self.feature[mask]
+
+    def boxes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids (K,), tlwh (K, 4), scores (K,)) of ``rows``: the result-file columns, no Track objects."""
+        xyxy = self.xyxy(rows)
+        return self.ids[rows], np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1), self.score[rows]
+
+    def track(self, i: int) -> Track:
+        feature = None if self.feature is None else self.feature[i]
+        return Track(int(self.ids[i]), self.mean[i], self.cov[i], float(self.score[i]), feature,
+                     int(self.start[i]), int(self.last[i]), TrackState(int(self.state[i])))
 
 
-def predict_tracks(tracks: list[Track], kf: KalmanFilter) -> None:
-    """Advance all tracks one frame; non-tracked ones stop growing/shrinking (h velocity 0, as ByteTrack)."""
+def tracks_xyxy(tracks: list[Track]) -> np.ndarray:
+    """Current boxes (T, 4) xyxy of ``Track`` views."""
     if not tracks:
-        return
-    mean, cov = stack_states(tracks)
-    mean[:, 7] *= np.array([t.state == TrackState.TRACKED for t in tracks])
-    mean, cov = kf.predict(mean, cov)
-    for track, m, c in zip(tracks, mean, cov):
-        track.mean, track.covariance = m, c
-
-
-def new_tracks(dets: Detections, kf: KalmanFilter, first_id: int, frame_id: int) -> list[Track]:
-    """Start one track per detection; tracks born on the very first frame are confirmed at once."""
-    mean, cov = kf.initiate(dets.xyah)
-    feats = dets.embeddings if dets.embeddings is not None else [None] * len(dets)
-    state = TrackState.TRACKED if frame_id == 1 else TrackState.NEW
-    return [Track(first_id + i, m, c, float(s), f, frame_id, frame_id, state)
-            for i, (m, c, s, f) in enumerate(zip(mean, cov, dets.scores, feats))]
-
-
-def update_tracks(tracks: list[Track], dets: Detections, kf: KalmanFilter, frame_id: int, alpha: float) -> None:
-    """Correct ``tracks[i]`` with detection ``i`` (Kalman update, feature EMA) and mark them tracked."""
-    if not tracks:
-        return
-    mean, cov = kf.update(*stack_states(tracks), dets.xyah)
-    feats = [None] * len(tracks)
-    if dets.embeddings is not None:
-        smoothed = alpha * np.array([t.feature for t in tracks]) + (1 - alpha) * dets.embeddings
-        feats = smoothed / np.linalg.norm(smoothed, axis=1, keepdims=True)
-    for track, m, c, s, f in zip(tracks, mean, cov, dets.scores, feats):
-        track.mean, track.covariance, track.score, track.feature = m, c, float(s), f
-        track.frame_id, track.state = frame_id, TrackState.TRACKED
+        return np.zeros((0, 4))
+    return xyah_to_xyxy(np.array([t.mean for t in tracks]))
