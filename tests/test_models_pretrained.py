@@ -215,3 +215,16 @@ def test_train_cli_starts_the_model_from_an_ultralytics_checkpoint(v5n, tmp_path
     assert trained.arch["cfg"]["legacy_cls_width"] == 80 and trained.arch["name"] == "yolov5n"
     start, now = theirs.model[0].conv.weight, trained.backbone.layers[0].conv.weight
     assert 0 < (now - start).abs().max() < 0.01  # trained on from the checkpoint (a fresh init differs by ~0.1)
+
+
+def test_initial_model_tells_the_weights_kinds_apart(v5n, tmp_path):
+    from mot_kd.train.cli import initial_model
+
+    ours, _, path = v5n
+    mine = save_checkpoint(ours, tmp_path / "best.pt")
+    job = {"arch": "yolov5n", "settings": {"id_dim": 16}}
+    fresh, again, coco = (initial_model({**job, "weights": w}) for w in (None, str(mine), str(path)))
+    assert "legacy_cls_width" not in fresh.arch["cfg"] and fresh.head.detect.cv3[0][0].__class__ is nn.Sequential
+    for model in (again, coco):
+        assert model.arch["cfg"]["legacy_cls_width"] == 80
+        assert torch.equal(model.backbone.layers[0].conv.weight, ours.backbone.layers[0].conv.weight)
