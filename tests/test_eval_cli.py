@@ -1,5 +1,7 @@
 """CLI and folder loading: tables, JSON/CSV, val_half numbering, bad input (exit code 2, no traceback)."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +217,16 @@ def test_no_tracker_box_overlapping_gt_gives_trackeval_values(tmp_path, capsys):
     c = json.loads(out_json.read_text())["combined"]
     assert (c["HOTA"], c["FP"], c["FN"], c["ML"], c["TP"], c["IDF1"]) == (0.0, 2, 3, 1, 0, 0.0)
     assert c["MOTA"] == pytest.approx(-2 / 3, abs=1e-15)
+
+
+def test_start_up_imports_stay_lean(dataset):
+    """``--help`` must not pay for scipy.optimize (~0.6 s) or torch; a plain evaluation never loads torch/OpenCV."""
+    root, res, _ = dataset
+    code = ("import sys; from eval.mot17 import main; heavy = ('scipy.optimize', 'torch', 'ultralytics', "
+            "'cv2'); print(*[m for m in heavy if m in sys.modules]); main(sys.argv[1:]); "
+            "print(*[m for m in heavy if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code, "--data-root", str(root), "--results", str(res)],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "" and "COMBINED" in lines[-2] and lines[-1] == "scipy.optimize"

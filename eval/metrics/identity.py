@@ -8,7 +8,6 @@ same (integer) optimum on a much smaller matrix.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from eval.protocol import Prepared
 
@@ -21,6 +20,8 @@ def _max_overlap(p: Prepared) -> int:
     e = p.edges.select(p.edges.iou >= THRESHOLD)  # TrackEval uses >= 0.5 here, without eps
     if not len(e):
         return 0
+    from scipy.optimize import linear_sum_assignment  # slow import: on first use (see frames.solve_frame)
+
     gid, tid = p.gt_id[e.gt], p.trk_id[e.trk]
     rows, r = np.unique(gid, return_inverse=True)
     cols, c = np.unique(tid, return_inverse=True)
