@@ -11,7 +11,6 @@ model (an EMA) shares instead of copying and which pickles (``torch.save(model)`
 """
 from __future__ import annotations
 
-import difflib
 import weakref
 
 import torch
@@ -19,15 +18,6 @@ from torch import nn
 
 from mot_kd.errors import InputError
 from mot_kd.kd.tapspec import TapSpec
-
-
-def closest_names(wanted: str, available: list[str], limit: int = 12) -> str:
-    """Comma-separated module names, closest matches to ``wanted`` first (for error messages)."""
-    close = difflib.get_close_matches(wanted, available, n=limit, cutoff=0.3)
-    rest = [n for n in available if n not in close]
-    shown = close + rest[: max(0, limit - len(close))]
-    more = len(available) - len(shown)
-    return ", ".join(shown) + (f", ... ({more} more)" if more > 0 else "")
 
 
 def resolve_module(modules: dict[str, nn.Module], name: str) -> nn.Module | None:

@@ -14,6 +14,7 @@ Usage: ``python -m mot_kd.kd.taps --factory package.module:function [--input H W
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 from dataclasses import dataclass, field
 
@@ -22,7 +23,6 @@ from torch import nn
 
 from mot_kd.config import did_you_mean
 from mot_kd.errors import InputError, cli_entry
-from mot_kd.kd.recorder import closest_names
 from mot_kd.kd.tapspec import TapSpec, describe_value, grid_stride
 
 NECK_STRIDES = (8, 16, 32)
@@ -215,6 +215,15 @@ def format_taps(rows: list[TapRow], input_size, training: bool, model: nn.Module
         lines.append(f"not run in this forward: {', '.join(idle[:20])}" + (f" ... ({len(idle) - 20} more)"
                                                                             if len(idle) > 20 else ""))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def closest_names(wanted: str, available: list[str], limit: int = 12) -> str:
+    """Comma-separated module names, closest matches to ``wanted`` first (for error messages)."""
+    close = difflib.get_close_matches(wanted, available, n=limit, cutoff=0.3)
+    rest = [n for n in available if n not in close]
+    shown = close + rest[: max(0, limit - len(close))]
+    more = len(available) - len(shown)
+    return ", ".join(shown) + (f", ... ({more} more)" if more > 0 else "")
 
 
 def _candidate_text(rows: list[TapRow], mark: str) -> str:
