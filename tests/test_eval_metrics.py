@@ -99,3 +99,11 @@ def test_combined_uses_summed_counts_not_mean_of_ratios():
     assert res.combined["IDF1"] == pytest.approx(
         idtp / (idtp + 0.5 * sum(v["IDFP"] for v in s.values()) + 0.5 * sum(v["IDFN"] for v in s.values())))
     assert res.combined["IDF1"] != pytest.approx(np.mean([v["IDF1"] for v in s.values()]))
+
+
+def test_duplicate_sequence_names_are_listed_briefly():
+    gt = rows(box_track(1, range(1, 3)))
+    seqs = [SequenceData(name, gt, gt, 2) for name in [f"S{i}" for i in range(6)] * 2 + ["T"]]
+    with pytest.raises(ValueError) as info:
+        evaluate(seqs)
+    assert str(info.value) == "duplicate sequence names: S0, S1, S2, ... (6 in all)"
