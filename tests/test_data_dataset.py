@@ -218,8 +218,10 @@ def test_dataset_bad_arguments(tmp_path):
     (seq / "img1" / "000003.jpg").unlink()
     with pytest.raises(InputError, match="seqLength=3"):
         MOTTrainDataset.from_sources([MOTSource(tmp_path, "full")])
-    with pytest.raises(InputError, match="unknown augmentation key"):
+    with pytest.raises(InputError, match=r"^augment: unknown key 'mosaic'; valid keys: "):
         AugmentConfig.from_dict({"mosaic": 1.0})
+    with pytest.raises(InputError, match=r"^augment: unknown key 'flipp' \(did you mean 'flip'\?\)$"):
+        AugmentConfig.from_dict({"flipp": 0.5})
 
 
 # ----------------------------------------------------------------------------------------- data configs

@@ -108,6 +108,8 @@ def test_keys_in_the_wrong_place_or_misspelt(tmp_path, capsys, data):
         "error: unknown hyper-parameter 'benchmark': it is a data-config key; set `benchmark: ...` in the --data YAML")
     assert error_line(capsys, *base, "--set", "val_intreval=2") == (
         "error: unknown hyper-parameter 'val_intreval' (did you mean 'val_interval'?)")
+    assert error_line(capsys, *base, "--set", "augment={flipp: 0.5}") == (
+        "error: augment: unknown key 'flipp' (did you mean 'flip'?)")
     data.write_text(yaml.safe_dump({"root": str(tmp_path / "root"), "train": {"sequnces": ["S1"]}}))
     assert error_line(capsys, *base) == f"error: {data}: train: unknown key 'sequnces' (did you mean 'sequences'?)"
     data.write_text(yaml.safe_dump({"root": str(tmp_path / "root"), "train": {"seqs": ["S3"]}, "val": None}))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mot_kd.config import check_keys
 from mot_kd.data.letterbox import PAD_VALUE
 from mot_kd.errors import InputError
 
@@ -33,10 +34,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> "AugmentConfig":
         values = dict(values or {})
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InputError(f"unknown augmentation key(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(cls.__dataclass_fields__)}")
+        check_keys(values, cls.__dataclass_fields__, "augment")
         if "scale" in values:
             values["scale"] = tuple(float(v) for v in values["scale"])
         return cls(**values)

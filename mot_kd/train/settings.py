@@ -4,6 +4,7 @@ from __future__ import annotations
 import yaml
 
 from mot_kd.config import did_you_mean, load_yaml
+from mot_kd.data.augment import AugmentConfig
 from mot_kd.data.data_config import KEYS as DATA_KEYS
 from mot_kd.errors import InputError
 from mot_kd.models.predict import check_imgsz
@@ -50,6 +51,8 @@ def resolve_settings(hyp: str | None, flags: dict, overrides: list[str]) -> dict
     if len(settings["imgsz"]) != 2 or not all(isinstance(v, int) for v in settings["imgsz"]):
         raise InputError(f"imgsz: expected [W, H], got {settings['imgsz']!r}")
     imgsz = check_imgsz(settings["imgsz"])
+    if settings["augment"] is not None:
+        AugmentConfig.from_dict(settings["augment"])  # its keys and values, before anything is built
     for key in ("epochs", "batch", "nbs", "val_interval", "max_bad_steps"):
         if not isinstance(settings[key], int) or settings[key] < 1:
             raise InputError(f"{key}: expected a positive integer, got {settings[key]!r}")
