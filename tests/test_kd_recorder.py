@@ -3,6 +3,7 @@ every silent trap is a clear error, and hooked models deep-copy (EMA) and pickle
 from __future__ import annotations
 
 import copy
+import gc
 import io
 
 import pytest
@@ -245,3 +246,32 @@ def test_ultralytics_model_ema_while_attached():
 def test_recorder_alone_reports_every_missing_module():
     with pytest.raises(InputError, match="student taps not found in Foreign: 'nope', 'neither'"):
         TapRecorder(Foreign(), [TapSpec("nope"), TapSpec("stem"), TapSpec("neither")], "student", training_only=True)
+
+
+def test_copies_are_tracked_once_and_forgotten_when_gone():
+    torch.manual_seed(0)
+    teacher, student = ToyTracker(16, 32), ToyTracker(8, 16).train()
+    kd = KDHooks(teacher, student, TOY_CFG)
+    copies = [copy.deepcopy(student) for _ in range(3)]
+    per_copy = _hooks(student)
+    assert len(kd.student_recorder._copies) == 3 * per_copy  # each hook of each copy noted once
+    del copies
+    gc.collect()
+    kept = copy.deepcopy(student)  # noting a new copy forgets the ones that are gone
+    assert len(kd.student_recorder._copies) == per_copy
+    kd.remove()
+    assert _hooks(kept) == 0
+
+
+def test_kd_on_a_module_run_twice_needs_call_and_then_distils():
+    torch.manual_seed(0)
+    teacher, student = Foreign(width=16), Foreign(width=8)
+    features = {"losses": {"erc": {"enabled": False}, "pred_diff": {"enabled": False}}}
+    with pytest.raises(InputError, match=r"tap 'shared': module 'shared' ran 2 times in one forward"):
+        KDHooks(teacher, student, dict(features, taps={"neck": ["shared"]}))
+    assert _hooks(teacher) == _hooks(student) == 0  # a failed construction leaves no hooks
+    kd = KDHooks(teacher, student, dict(features, taps={"neck": [{"module": "shared", "call": 1}, "down"]}))
+    student.train()(IMAGES)
+    loss, parts = kd(IMAGES, make_targets())
+    loss.backward()
+    assert float(parts["key_feature"]) > 0 and student.shared.weight.grad.abs().sum() > 0

@@ -67,7 +67,7 @@ class TapRecorder:
         self._specs = {s.label: s for s in specs}
         self._calls: dict[int, int] = {}  # id(module) -> calls in the current forward
         self._taps: dict[int, tuple[nn.Module, list[TapSpec]]] = {}
-        self._copies: list[tuple[weakref.ref, int]] = []  # (hook dict of a deep copy, hook id) for remove()
+        self._copies: dict[tuple[int, int], weakref.ref] = {}  # (id(hook dict of a copy), hook id) -> dict
         missing = missing_modules(model, list(self._specs.values()))
         if missing:  # KDHooks checks first and suggests candidates; this guards direct use
             raise InputError(f"{role} taps not found in {type(model).__name__}: "
@@ -85,12 +85,14 @@ class TapRecorder:
 
     def __deepcopy__(self, memo):
         """A deep copy of a hooked model shares this recorder (its hooks ignore modules they were not
-        registered on); the copy's hook dicts are noted so that :meth:`remove` clears them too."""
+        registered on); the copy's hook dicts, already in ``memo`` while their entries are copied, are noted
+        so that :meth:`remove` clears them too (copies that are gone are forgotten here)."""
+        self._copies = {k: ref for k, ref in self._copies.items() if ref() is not None}
         for handle in self._handles:
             original = handle.hooks_dict_ref()
             copied = memo.get(id(original)) if original is not None else None
             if copied is not None and copied is not original:
-                self._copies.append((weakref.ref(copied), handle.id))
+                self._copies[(id(copied), handle.id)] = weakref.ref(copied)
         return self
 
     def __reduce__(self):
@@ -173,7 +175,7 @@ class TapRecorder:
         """Remove every hook this recorder registered, on the model and on deep copies of it, and drop records."""
         for handle in self._handles:
             handle.remove()
-        for ref, key in self._copies:
+        for (_, key), ref in self._copies.items():
             hooks = ref()
             if hooks is not None:
                 hooks.pop(key, None)
