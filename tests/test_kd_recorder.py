@@ -142,9 +142,9 @@ def test_tap_modified_in_place_before_kd_is_an_error():
     kd = KDHooks(teacher, student, TOY_CFG)
     out = student(IMAGES)
     out["cls"][0].sigmoid_()  # FairMOT's criterion does this to its heatmap before the README's kd() call
-    with pytest.raises(InputError, match=r"student tap 'head.cls.p3': the recorded tensor was modified in place after "
-                                         r"it was recorded \(autograd version 0 -> 1\); call kd\(images, targets\) "
-                                         r"before the criterion"):
+    with pytest.raises(InputError, match=r"student tap 'head.cls.p3': the recorded tensor was modified in place "
+                                         r"\(autograd version 0 -> 1\) after the forward, before kd\(\); call "
+                                         r"kd\(images, targets\) before the criterion"):
         kd(IMAGES, make_targets())
     out = student(IMAGES)
     loss, _ = kd(IMAGES, make_targets())  # kd() first, then the criterion may modify what it likes
@@ -275,3 +275,17 @@ def test_kd_on_a_module_run_twice_needs_call_and_then_distils():
     loss, parts = kd(IMAGES, make_targets())
     loss.backward()
     assert float(parts["key_feature"]) > 0 and student.shared.weight.grad.abs().sum() > 0
+
+
+def test_tap_modified_in_place_by_the_models_own_forward_is_an_error():
+    torch.manual_seed(0)
+    teacher, student = ToyTracker(16, 32), ToyTracker(8, 16)
+    for model in (teacher, student):
+        model.neck["p3"][2] = nn.SiLU(inplace=True)  # modifies the BatchNorm output in place
+    cfg = dict(TOY_CFG, taps={"neck": ["neck.p3.1", "neck.p4", "neck.p5"]})
+    with pytest.raises(InputError, match=r"tap 'neck.p3.1': the recorded tensor was modified in place \(autograd "
+                                         r"version 0 -> 1\) later in the model's own forward \(e.g. an inplace ReLU"):
+        KDHooks(teacher, student, cfg)
+    kd = KDHooks(teacher, student, dict(cfg, taps={"neck": ["neck.p3", "neck.p4", "neck.p5"]}))  # the SiLU's output
+    student.train()(IMAGES)
+    assert torch.isfinite(kd(IMAGES, make_targets())[0])

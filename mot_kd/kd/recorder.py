@@ -49,6 +49,8 @@ class _Detached:
     def _on_output(self, module, args, output) -> None:
         self._drop(module)
 
+    _on_end = _on_output
+
 
 class TapRecorder:
     """Records the tensors named by ``specs`` on one model.
@@ -63,7 +65,8 @@ class TapRecorder:
         self.training_only = training_only
         self.armed = False
         self.forced = False
-        self.records: dict[str, tuple[torch.Tensor, int]] = {}  # label -> (tensor, autograd version)
+        self.records: dict[str, tuple[torch.Tensor, int, bool]] = {}  # label -> (tensor, autograd version,
+        # modified in place later in the same forward)
         self._specs = {s.label: s for s in specs}
         self._calls: dict[int, int] = {}  # id(module) -> calls in the current forward
         self._taps: dict[int, tuple[nn.Module, list[TapSpec]]] = {}
@@ -77,7 +80,7 @@ class TapRecorder:
         for label, spec in self._specs.items():
             self._taps.setdefault(id(self._modules[label]), (self._modules[label], []))[1].append(spec)
         self._root = model
-        self._handles = [model.register_forward_pre_hook(self._on_start)]
+        self._handles = [model.register_forward_pre_hook(self._on_start), model.register_forward_hook(self._on_end)]
         for module, taps in self._taps.values():
             self._handles.append(module.register_forward_pre_hook(self._on_input))
             if any(s.input is None for s in taps):
@@ -107,6 +110,12 @@ class TapRecorder:
             self.records.clear()
             self._calls.clear()
 
+    def _on_end(self, module, args, output) -> None:
+        if module is self._root and self._should_record(module):  # who modified a tap in place: forward or after
+            for label, (tensor, version, _) in self.records.items():
+                if version >= 0 and tensor._version != version:
+                    self.records[label] = (tensor, version, True)
+
     def _on_input(self, module, args) -> None:
         taps = self._owned(module)
         if taps is None:
@@ -129,7 +138,7 @@ class TapRecorder:
                 self._record(spec, spec.select(output, self.role))
 
     def _record(self, spec: TapSpec, tensor: torch.Tensor) -> None:
-        self.records[spec.label] = (tensor, -1 if tensor.is_inference() else tensor._version)
+        self.records[spec.label] = (tensor, -1 if tensor.is_inference() else tensor._version, False)
 
     def _should_record(self, module: nn.Module) -> bool:
         if self.forced:
@@ -162,13 +171,16 @@ class TapRecorder:
             raise InputError(f"{self.role} tap '{spec.label}': module '{spec.module}' ran {calls} time(s) in one "
                              f"forward, so call: {spec.call} (0-based) never happened")
 
-    def _checked(self, spec: TapSpec, tensor: torch.Tensor, version: int) -> torch.Tensor:
+    def _checked(self, spec: TapSpec, tensor: torch.Tensor, version: int, in_forward: bool) -> torch.Tensor:
         if version >= 0 and tensor._version != version:
-            hint = ("call kd(images, targets) before the criterion (it may modify outputs in place, e.g. "
-                    "sigmoid_()) or tap a module whose output is not modified in place" if self.training_only
-                    else "tap a module whose output the teacher's forward does not modify in place")
-            raise InputError(f"{self.role} tap '{spec.label}': the recorded tensor was modified in place after it "
-                             f"was recorded (autograd version {version} -> {tensor._version}); {hint}")
+            if in_forward:
+                hint = ("later in the model's own forward (e.g. an inplace ReLU or `+=` after this module); tap "
+                        "the module that modifies it, or a module whose output is not modified in place")
+            else:
+                hint = ("after the forward, before kd(); call kd(images, targets) before the criterion (it may "
+                        "modify outputs in place, e.g. sigmoid_()) or tap a module whose output is not modified")
+            raise InputError(f"{self.role} tap '{spec.label}': the recorded tensor was modified in place "
+                             f"(autograd version {version} -> {tensor._version}) {hint}")
         return tensor.permute(0, 3, 1, 2) if spec.layout == "BHWC" else tensor
 
     def remove(self) -> None:
