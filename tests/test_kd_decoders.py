@@ -159,6 +159,9 @@ def test_a_cstrack_head_under_the_dfl_family_names_yolo_anchor_not_reg_max():
 
 
 def test_reg_max_that_only_makes_channels_divide_is_still_caught():
+    with pytest.raises(InputError, match="24 = 4 anchors \\* \\(4 box \\+ 2 conf\\) is JDE's head"):
+        build_decoder(head()).decode({"box": yolo_levels(24), "cls": yolo_levels(1)},
+                                     {"box": ["a", "b"], "cls": ["c", "d"]}, (32, 48))
     # JDE's 24-channel conv with reg_max 6: the class tap has no nc-channel tensor to name
     jde = yolo_levels(24)
     with pytest.raises(InputError, match="24 class channels, expected head.nc = 1"):
@@ -245,10 +248,10 @@ def test_identical_student_gives_zero_and_gradients_reach_the_student_head(name)
     with torch.no_grad():
         t_dec = decoder.decode(teacher(features), names, INPUT)
     same, _ = pred_diff_loss(t_dec, decoder.decode(teacher(features), names, INPUT))
-    assert abs(float(same)) < 1e-5
+    assert abs(same.item()) < 1e-5
     loss, weights = pred_diff_loss(t_dec, decoder.decode(student(features), names, INPUT))
     loss.backward()
-    assert math.isfinite(float(loss)) and float(loss) > 0 and not weights.requires_grad
+    assert math.isfinite(loss.item()) and loss.item() > 0 and not weights.requires_grad
     assert torch.allclose(weights.sum(1), torch.ones(2))
     for group in channels:
         assert all(b[-1].weight.grad.abs().sum() > 0 for b in student.branches[group]), group

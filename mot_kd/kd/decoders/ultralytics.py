@@ -15,8 +15,8 @@ def _box_channel_error(tap: str, channels: int, reg_max: int) -> InputError:
         for na in (3, 4):
             if channels == na * (5 + nc):
                 hints.append(f"{channels} = {na} anchors * (5 + {nc}) is a YOLO anchor head (head.family yolo_anchor)")
-    if channels % 6 == 0 and channels // 6 in (3, 4):
-        hints.append(f"{channels} = {channels // 6} * (4 box + 2 conf) is JDE's head (yolo_anchor, conf softmax2)")
+    if channels == 24:
+        hints.append("24 = 4 anchors * (4 box + 2 conf) is JDE's head (yolo_anchor, box delta, conf softmax2)")
     if channels in (2, 4):
         hints.append(f"{channels} channels is a CenterNet/FairMOT wh head (head.family centernet)")
     hint = "; ".join(dict.fromkeys(hints)) or "check the tap and head.reg_max"
