@@ -67,12 +67,8 @@ class KDHooks(nn.Module):
                                next(teacher.parameters(), torch.empty(0)).device)
         self.student_recorder = TapRecorder(student, [s for v in self.student_specs.values() for s in v],
                                             "student", training_only=True)
-        try:
-            self.teacher_recorder = TapRecorder(teacher, [s for v in self.teacher_specs.values() for s in v],
-                                                "teacher", training_only=False)
-        except InputError:
-            self.student_recorder.remove()
-            raise
+        self.teacher_recorder = TapRecorder(teacher, [s for v in self.teacher_specs.values() for s in v],
+                                            "teacher", training_only=False)
         teacher.eval().requires_grad_(False)
         self.connectors = LazyConnectors(self.cfg["adapter"], self._same_architecture_taps("neck"))
         size = self.cfg["build_input_size"]
