@@ -262,3 +262,13 @@ def test_mismatched_teacher_and_student_decodings_are_an_error():
     big = Decoded(torch.zeros(1, 5, 1), torch.zeros(1, 5, 1), torch.zeros(1, 5, 4))
     with pytest.raises(InputError, match="heads must share grid, anchors and classes"):
         pred_diff_loss(small, big)
+
+
+def test_bench_decoders_prints_the_table_per_family(capsys):
+    from mot_kd.errors import cli_entry
+    from mot_kd.kd.bench_decoders import main
+    assert cli_entry(main)(["--steps", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "->" in line]
+    assert [r.split(" | ")[0][2:] for r in rows] == FAMILY_CASES
+    assert cli_entry(main)(["--steps", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --steps: must be >= 1, got 0"

@@ -3,7 +3,7 @@
 ``head.family`` in the KD config picks one: ``ultralytics`` (anchor-free DFL), ``yolo_anchor`` (YOLOv3/v5,
 CSTrack, JDE) or ``centernet`` (FairMOT). Response losses only ever see :class:`Decoded`.
 """
-from mot_kd.kd.decoders.base import Decoded, check_pair, level_stride
+from mot_kd.kd.decoders.base import Decoded, check_pair
 from mot_kd.kd.decoders.centernet import CenterNetDecoder
 from mot_kd.kd.decoders.spec import FAMILY_GROUPS, check_head
 from mot_kd.kd.decoders.ultralytics import UltralyticsDecoder
@@ -17,4 +17,4 @@ def build_decoder(head: dict):
     return DECODERS[head["family"]](head)
 
 
-__all__ = ["DECODERS", "Decoded", "FAMILY_GROUPS", "build_decoder", "check_head", "check_pair", "level_stride"]
+__all__ = ["DECODERS", "Decoded", "FAMILY_GROUPS", "build_decoder", "check_head", "check_pair"]
