@@ -64,3 +64,13 @@ def test_failing_forward_is_one_line_exit_2(capsys):
 
 def four_channel_model() -> torch.nn.Module:
     return torch.nn.Conv2d(4, 8, 1)
+
+
+def test_marks_on_ultralytics_yolov5u_built_from_its_yaml():
+    from ultralytics.nn.tasks import DetectionModel
+
+    rows = describe_taps(DetectionModel("yolov5nu.yaml", nc=1, verbose=False), (128, 160))
+    marked = {mark: [r.tap for r in rows if mark in r.marks] for mark in ("neck", "head")}
+    assert marked["neck"] == ["model.17", "model.20", "model.23"]  # the PAN outputs its Detect takes in
+    assert marked["head"] == [f"model.24.{branch}.{level}" for branch in ("cv2", "cv3") for level in range(3)]
+    assert [r.stride for r in rows if "neck" in r.marks] == [8, 16, 32]

@@ -164,15 +164,17 @@ def _row(tap, name, module, value, order, input_size, consumed, calls: int = 1) 
 
 
 def _mark(rows: list[TapRow], convs: set[int], inputs: dict[str, list[torch.Tensor]]) -> None:
-    """Mark likely taps. A tensor several modules return (a container and its last child) is marked once, on
-    the outermost module (the one that finishes last). Heads: model-output tensors of a bare convolution (or
-    5-D); neck: the features those head modules take in, else the last fed-forward feature per stride."""
-    outermost, seen = [], set()
-    for row in reversed(rows):
-        if row.tensor is not None and row.stride is not None and id(row.tensor) not in seen:
-            seen.add(id(row.tensor))
-            outermost.append(row)
-    outermost.reverse()
+    """Mark likely taps. A tensor several modules return is marked once: on the outermost of the modules that
+    produced it (a container and its last child), not on a later module passing it through (a head returning
+    its input features). Heads: model-output tensors of a bare convolution (or 5-D); neck: the features those
+    head modules take in, else the last fed-forward feature per stride; embedding: see the module docstring."""
+    producers: dict[int, list[TapRow]] = {}
+    for row in rows:
+        if row.tensor is not None and row.stride is not None:
+            first = producers.setdefault(id(row.tensor), [row])[0]
+            if row is not first and first.module.startswith(row.module + "."):
+                producers[id(row.tensor)].append(row)
+    outermost = sorted((chain[-1] for chain in producers.values()), key=lambda r: r.order)
     heads = [r for r in outermost if r.final and (r.tensor.dim() == 5 or (
         id(r.tensor) in convs and not r.channels_last and r.channels <= HEAD_MAX_CHANNELS))]
     for row in heads:
