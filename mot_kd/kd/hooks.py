@@ -167,17 +167,14 @@ class KDHooks(nn.Module):
         for group, s_names in self.student_taps.items():
             for s_name, t_name in zip(s_names, self.teacher_taps[group]):
                 s, t = student[s_name], teacher[t_name]
+                if s.dim() and s.shape[0] != batch:
+                    raise InputError(f"student tap '{s_name}': batch {s.shape[0]} but kd() got {batch} images; "
+                                     "call kd() with the images of the student's last training forward")
                 if group in head_groups:
-                    if s.shape[0] != batch:
-                        raise InputError(f"student tap '{s_name}': batch {s.shape[0]} but kd() got {batch} images; "
-                                         "call kd() with the images of the student's last training forward")
                     continue
                 if s.dim() != 4 or t.dim() != 4:
                     raise InputError(f"tap '{s_name}'/'{t_name}': expected (B, C, H, W) outputs, got student "
                                      f"{tuple(s.shape)} and teacher {tuple(t.shape)}")
-                if s.shape[0] != batch:
-                    raise InputError(f"student tap '{s_name}': batch {s.shape[0]} but kd() got {batch} images; "
-                                     "call kd() with the images of the student's last training forward")
                 if s.shape[2:] != t.shape[2:]:
                     raise InputError(f"tap '{s_name}' (student {tuple(s.shape[2:])}) and '{t_name}' (teacher "
                                      f"{tuple(t.shape[2:])}): spatial sizes differ (different strides?); "
