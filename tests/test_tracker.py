@@ -297,7 +297,7 @@ def reference_kalman_step(mean, cov, z):
 
 def test_batched_kalman_matches_single_track_reference():
     rng = np.random.default_rng(5)
-    kf = KalmanFilter()
+    kf = KalmanFilter("xyah")  # xywh: tests/test_tracker_fusion.py against ultralytics' filter
     z0 = np.stack([rng.uniform(0, 500, 5), rng.uniform(0, 500, 5), rng.uniform(0.3, 0.6, 5),
                    rng.uniform(50, 150, 5)], 1)
     mean, cov = kf.initiate(z0)

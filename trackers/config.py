@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mot_kd.config import load_yaml
 from mot_kd.errors import InputError
+from trackers.kalman import BOX_MODELS
 
 #: key -> (low, high) allowed closed range; thresholds are costs or scores.
 _RANGES = {
@@ -17,8 +18,11 @@ _RANGES = {
     "appearance_weight": (0.0, 1.0), "motion_gate": (0.0, float("inf")), "feature_ema": (0.0, 1.0),
     "iou_only_match_thresh": (0.0, 1.0), "iou_match_thresh": (0.0, 1.0), "low_match_thresh": (0.0, 1.0),
     "unconfirmed_match_thresh": (0.0, 1.0), "duplicate_thresh": (0.0, 1.0), "min_box_area": (0.0, float("inf")),
-    "max_aspect_ratio": (0.0, float("inf")),
+    "max_aspect_ratio": (0.0, float("inf")), "iou_fusion_match_thresh": (0.0, 1.0), "proximity_gate": (0.0, 1.0),
+    "appearance_gate": (0.0, 2.0),
 }
+#: key -> allowed values
+_CHOICES = {"kalman_box": BOX_MODELS, "appearance_fusion": ("iou", "motion")}
 
 
 def load_tracker_config(cfg: str | Path | dict | None = None) -> dict:
@@ -30,6 +34,9 @@ def load_tracker_config(cfg: str | Path | dict | None = None) -> dict:
     if unknown:
         raise InputError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(merged))}")
     merged.update(user)
+    for key, choices in _CHOICES.items():
+        if merged[key] not in choices:
+            raise InputError(f"{source}: {key} must be one of {', '.join(choices)}, got {merged[key]!r}")
     if not isinstance(merged["use_embeddings"], bool):
         raise InputError(f"{source}: use_embeddings must be true or false, got {merged['use_embeddings']!r}")
     for key, (low, high) in _RANGES.items():

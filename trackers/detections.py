@@ -75,13 +75,3 @@ class Detections:
     def select(self, index: np.ndarray) -> "Detections":
         emb = None if self.embeddings is None else self.embeddings[index]
         return Detections(self.xyxy[index], self.scores[index], emb)
-
-    @property
-    def xyah(self) -> np.ndarray:
-        """Kalman measurement (cx, cy, w/h, h); a zero height gets a tiny floor to keep w/h finite."""
-        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
-        out = np.empty((len(wh), 4))
-        out[:, :2] = self.xyxy[:, :2] + wh / 2
-        out[:, 3] = np.maximum(wh[:, 1], 1e-6)
-        out[:, 2] = wh[:, 0] / out[:, 3]
-        return out

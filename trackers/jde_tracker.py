@@ -1,10 +1,11 @@
-"""The online association state machine: JDE/FairMOT appearance + motion matching, then ByteTrack's low-score pass.
+"""The online association state machine: appearance + IoU/motion matching, then ByteTrack's low-score pass.
 
-Per frame: (1) high detections vs tracked + lost tracks by fused appearance/motion cost (IoU in IoU-only
-mode); (2) leftover high detections vs leftover tracked tracks by IoU; (3) low detections vs still-unmatched
-tracked tracks by IoU; unconfirmed tracks by IoU or removed; new tracks from leftover high detections;
-expired lost tracks and tracked/lost duplicates removed. Thresholds: ``configs/tracker/default.yaml``.
-Each update runs with one BLAS thread (``trackers.blas``): fast from any shell, no environment variable needed.
+Per frame: (1) high detections vs tracked + lost tracks by appearance fused with IoU (BoT-SORT, default) or
+with Kalman motion (JDE/FairMOT, ``jde.yaml``), by IoU alone in IoU-only mode; (2) leftover high detections
+vs leftover tracked tracks by IoU; (3) low detections vs still-unmatched tracked tracks by IoU; unconfirmed
+tracks by IoU or removed; new tracks from leftover high detections; expired lost tracks and tracked/lost
+duplicates removed. Thresholds: ``configs/tracker/default.yaml``. Each update runs with one BLAS thread
+(``trackers.blas``): fast from any shell, no environment variable needed.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from trackers.blas import blas_threads
 from trackers.config import load_tracker_config
 from trackers.detections import Detections
 from trackers.kalman import KalmanFilter
-from trackers.matching import embedding_distance, fuse_motion, iou_distance, linear_assignment
+from trackers.matching import embedding_distance, fuse_iou, fuse_motion, iou_distance, linear_assignment
 from trackers.tracklet import Track, TrackPool, TrackState
 
 TRACKED, LOST, NEW, REMOVED = TrackState.TRACKED, TrackState.LOST, TrackState.NEW, TrackState.REMOVED
@@ -39,12 +40,12 @@ class JDETracker:
         self.blas_threads = blas_threads
         self.cfg = load_tracker_config(cfg)
         self.max_time_lost = int(frame_rate / 30.0 * self.cfg["track_buffer"])
-        self.kf = KalmanFilter()
+        self.kf = KalmanFilter(self.cfg["kalman_box"])
         self.reset()
 
     def reset(self) -> None:
         """Forget all tracks and the embedding mode; ids start again at 1 (call between sequences)."""
-        self.pool = TrackPool()
+        self.pool = TrackPool(self.kf)
         self.frame_id = 0
         self.next_id = 1
         self.embedding_dim: int | None = None  # fixed by the first frame with detections
@@ -53,12 +54,12 @@ class JDETracker:
     @property
     def tracks(self) -> list[Track]:
         """Every live track (new, tracked, lost) as a snapshot, in creation order."""
-        return [self.pool.track(i) for i in range(len(self.pool))]
+        return self.pool.tracks(np.arange(len(self.pool)))
 
     def update(self, boxes, scores, embeddings=None) -> list[Track]:
         """One frame -> the tracks to report (snapshots)."""
         with blas_threads(self.blas_threads):
-            return [self.pool.track(i) for i in self._update(boxes, scores, embeddings)]
+            return self.pool.tracks(self._update(boxes, scores, embeddings))
 
     def update_arrays(self, boxes, scores, embeddings=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Same as ``update``, returning ``(ids, tlwh, scores)`` arrays instead of ``Track`` objects (runner path)."""
@@ -69,14 +70,14 @@ class JDETracker:
         """One frame; returns the pool rows to report."""
         dets = self._validate(boxes, scores, embeddings)
         cfg, pool, self.frame_id = self.cfg, self.pool, self.frame_id + 1
-        pool.predict(self.kf)
+        pool.predict()
         candidates, unconfirmed = pool.rows(TRACKED, LOST), pool.rows(NEW)
         high = dets.select(np.flatnonzero(dets.scores >= cfg["det_thresh"]))
         low = dets.select(np.flatnonzero((dets.scores >= cfg["low_thresh"]) & (dets.scores < cfg["det_thresh"])))
 
-        if self.appearance:  # stage 1: appearance + motion; stage 2: IoU on what is left
-            left, high = self._match(candidates, high, self._appearance_cost(candidates, high),
-                                     cfg["appearance_match_thresh"])
+        if self.appearance:  # stage 1: appearance fused with IoU or motion; stage 2: IoU on what is left
+            thresh = cfg["iou_fusion_match_thresh" if cfg["appearance_fusion"] == "iou" else "appearance_match_thresh"]
+            left, high = self._match(candidates, high, self._appearance_cost(candidates, high), thresh)
             tracked = left[pool.state[left] == TRACKED]
             tracked, high = self._match(tracked, high, self._iou(tracked, high), cfg["iou_match_thresh"])
         else:  # stage 1 by IoU only
@@ -88,7 +89,7 @@ class JDETracker:
                                         cfg["unconfirmed_match_thresh"])
         pool.set_state(unconfirmed, REMOVED)
         high = high.select(np.flatnonzero(high.scores >= cfg["new_track_thresh"]))
-        pool.add(high, self.kf, self.next_id, self.frame_id, TRACKED if self.frame_id == 1 else NEW)
+        pool.add(high, self.next_id, self.frame_id, TRACKED if self.frame_id == 1 else NEW)
         self.next_id += len(high)
 
         pool.set_state(np.flatnonzero((pool.state == LOST) & (self.frame_id - pool.last > self.max_time_lost)),
@@ -114,10 +115,12 @@ class JDETracker:
     def _appearance_cost(self, rows: np.ndarray, dets: Detections) -> np.ndarray:
         if not len(rows) or not len(dets):
             return np.zeros((len(rows), len(dets)))
-        pool = self.pool
-        cost = embedding_distance(pool.feature[rows], dets.embeddings)
-        gating = self.kf.gating_distance(pool.mean[rows], pool.cov[rows], dets.xyah)
-        return fuse_motion(cost, gating, self.cfg["motion_gate"], self.cfg["appearance_weight"])
+        pool, cfg = self.pool, self.cfg
+        appearance = embedding_distance(pool.feature[rows], dets.embeddings)
+        if cfg["appearance_fusion"] == "iou":
+            return fuse_iou(self._iou(rows, dets), appearance, cfg["proximity_gate"], cfg["appearance_gate"])
+        gating = self.kf.gating_distance(pool.mean[rows], pool.cov[rows], self.kf.measure(dets.xyxy))
+        return fuse_motion(appearance, gating, cfg["motion_gate"], cfg["appearance_weight"])
 
     def _iou(self, rows: np.ndarray, dets: Detections) -> np.ndarray:
         return iou_distance(self.pool.xyxy(rows), dets.xyxy)
@@ -126,8 +129,7 @@ class JDETracker:
                thresh: float) -> tuple[np.ndarray, Detections]:
         """Assign, update matched tracks with their detections; return (unmatched rows, unmatched dets)."""
         matches, free_tracks, free_dets = linear_assignment(cost, thresh)
-        self.pool.update(rows[matches[:, 0]], dets.select(matches[:, 1]), self.kf, self.frame_id,
-                         self.cfg["feature_ema"])
+        self.pool.update(rows[matches[:, 0]], dets.select(matches[:, 1]), self.frame_id, self.cfg["feature_ema"])
         return rows[free_tracks], dets.select(free_dets)
 
     def _remove_duplicates(self) -> None:

@@ -1,4 +1,4 @@
-"""Association costs (IoU, appearance, motion gating) and thresholded linear assignment.
+"""Association costs (IoU, appearance, motion gating, their two fusions) and thresholded linear assignment.
 
 IoU comes from ``cython_bbox.bbox_overlaps`` and assignment from ``lap.lapjv``, as in JDE/FairMOT/ByteTrack;
 every cost is a whole (tracks x detections) matrix built with numpy, never a per-pair Python loop.
@@ -31,6 +31,16 @@ def fuse_motion(appearance: np.ndarray, gating: np.ndarray, gate: float, weight:
     cost = weight * appearance + (1.0 - weight) * gating
     cost[gating > gate] = np.inf
     return cost
+
+
+def fuse_iou(iou_cost: np.ndarray, appearance: np.ndarray, proximity_gate: float, appearance_gate: float
+             ) -> np.ndarray:
+    """BoT-SORT's fusion: min(1 - IoU, cosine / 2), the appearance term counting only for pairs that overlap
+    (1 - IoU <= proximity_gate) and look alike (cosine <= appearance_gate). Appearance can only make an
+    overlapping pair cheaper, never beat a clearly better overlap (lookalikes, stale lost tracks)."""
+    cost = appearance / 2.0
+    cost[(appearance > appearance_gate) | (iou_cost > proximity_gate)] = 1.0
+    return np.minimum(iou_cost, cost)
 
 
 def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,35 +28,25 @@ class Track:
     """One track as of the frame it was read (a snapshot)."""
 
     track_id: int
-    mean: np.ndarray  # (8,) Kalman state: cx, cy, w/h, h and their velocities
+    mean: np.ndarray  # (8,) Kalman state: box (cx, cy, w|a, h) and its velocities, see trackers.kalman
     covariance: np.ndarray  # (8, 8)
     score: float
     feature: np.ndarray | None  # smoothed unit appearance embedding (D,), None in IoU-only mode
     start_frame: int
     frame_id: int  # last frame this track was matched
-    state: TrackState = TrackState.NEW
-
-    @property
-    def tlwh(self) -> np.ndarray:
-        w = self.mean[2] * self.mean[3]
-        return np.array([self.mean[0] - w / 2, self.mean[1] - self.mean[3] / 2, w, self.mean[3]])
+    state: TrackState
+    tlwh: np.ndarray  # (4,) the box to report: x, y (top left), w, h
 
     @property
     def duration(self) -> int:
         return self.frame_id - self.start_frame
 
 
-def xyah_to_xyxy(mean: np.ndarray) -> np.ndarray:
-    """Boxes (T, 4) xyxy from Kalman states (T, >=4) (cx, cy, w/h, h, ...)."""
-    half = mean[:, 2:4] / 2
-    half[:, 0] *= mean[:, 3]  # w = aspect * h
-    return np.concatenate([mean[:, :2] - half, mean[:, :2] + half], axis=1)
-
-
 class TrackPool:
     """All live tracks, row i = one track, rows in creation order (which fixes assignment tie-breaks)."""
 
-    def __init__(self):
+    def __init__(self, kf: KalmanFilter):
+        self.kf = kf
         self.ids = np.zeros(0, dtype=np.int64)
         self.mean = np.zeros((0, 8))
         self.cov = np.zeros((0, 8, 8))
@@ -77,21 +67,21 @@ class TrackPool:
         return np.flatnonzero(mask)
 
     def xyxy(self, rows: np.ndarray) -> np.ndarray:
-        return xyah_to_xyxy(self.mean[rows])
+        return self.kf.to_xyxy(self.mean[rows])
 
-    def predict(self, kf: KalmanFilter) -> None:
-        """Advance all tracks one frame; non-tracked ones stop growing/shrinking (h velocity 0, as ByteTrack)."""
+    def predict(self) -> None:
+        """Advance all tracks one frame; non-tracked ones stop growing/shrinking (size velocity 0, as ByteTrack)."""
         if not len(self):
             return
         mean = self.mean.copy()
-        mean[self.state != TrackState.TRACKED, 7] = 0.0
-        self.mean, self.cov = kf.predict(mean, self.cov)
+        mean[np.ix_(self.state != TrackState.TRACKED, self.kf.size_velocity)] = 0.0
+        self.mean, self.cov = self.kf.predict(mean, self.cov)
 
-    def update(self, rows: np.ndarray, dets: Detections, kf: KalmanFilter, frame_id: int, alpha: float) -> None:
+    def update(self, rows: np.ndarray, dets: Detections, frame_id: int, alpha: float) -> None:
         """Correct track ``rows[i]`` with detection ``i`` (Kalman update, feature EMA) and mark them tracked."""
         if not len(rows):
             return
-        mean, cov = kf.update(self.mean[rows], self.cov[rows], dets.xyah)
+        mean, cov = self.kf.update(self.mean[rows], self.cov[rows], self.kf.measure(dets.xyxy))
         self.mean, self.cov = self.mean.copy(), self.cov.copy()
         self.mean[rows], self.cov[rows] = mean, cov
         self.score, self.last, self.state = self.score.copy(), self.last.copy(), self.state.copy()
@@ -101,11 +91,11 @@ class TrackPool:
             self.feature = self.feature.copy()
             self.feature[rows] = smoothed / np.linalg.norm(smoothed, axis=1, keepdims=True)
 
-    def add(self, dets: Detections, kf: KalmanFilter, first_id: int, frame_id: int, state: TrackState) -> None:
+    def add(self, dets: Detections, first_id: int, frame_id: int, state: TrackState) -> None:
         """One new track per detection, ids first_id, first_id + 1, ..."""
         if not len(dets):
             return
-        mean, cov = kf.initiate(dets.xyah)
+        mean, cov = self.kf.initiate(self.kf.measure(dets.xyxy))
         n = len(dets)
         self.ids = np.concatenate([self.ids, np.arange(first_id, first_id + n)])
         self.mean, self.cov = np.concatenate([self.mean, mean]), np.concatenate([self.cov, cov])
@@ -136,14 +126,17 @@ class TrackPool:
         xyxy = self.xyxy(rows)
         return self.ids[rows], np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1), self.score[rows]
 
-    def track(self, i: int) -> Track:
-        feature = None if self.feature is None else self.feature[i]
-        return Track(int(self.ids[i]), self.mean[i], self.cov[i], float(self.score[i]), feature,
-                     int(self.start[i]), int(self.last[i]), TrackState(int(self.state[i])))
+    def tracks(self, rows: np.ndarray) -> list[Track]:
+        """Snapshots of ``rows``."""
+        _, tlwh, _ = self.boxes(rows)
+        return [Track(int(self.ids[i]), self.mean[i], self.cov[i], float(self.score[i]),
+                      None if self.feature is None else self.feature[i], int(self.start[i]), int(self.last[i]),
+                      TrackState(int(self.state[i])), box) for i, box in zip(rows, tlwh)]
 
 
 def tracks_xyxy(tracks: list[Track]) -> np.ndarray:
-    """Current boxes (T, 4) xyxy of ``Track`` views."""
+    """Current boxes (T, 4) xyxy of ``Track`` snapshots."""
     if not tracks:
         return np.zeros((0, 4))
-    return xyah_to_xyxy(np.array([t.mean for t in tracks]))
+    tlwh = np.array([t.tlwh for t in tracks])
+    return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)
