@@ -316,7 +316,9 @@ def test_shipped_configs_and_package_export():
                 "key_feature_only": {"key_feature"}, "pred_diff_only": {"pred_diff"},
                 "features_only": {"erc", "key_feature"}, "no_erc": {"key_feature", "pred_diff"},
                 "no_key_feature": {"erc", "pred_diff"}, "no_pred_diff": {"erc", "key_feature"},
-                **dict.fromkeys(("cstrack", "fairmot", "jde"), {"erc", "key_feature", "pred_diff"})}  # presets
+                **dict.fromkeys(("cstrack", "fairmot", "jde"), {"erc", "key_feature", "pred_diff"}),  # presets
+                **{n: {n} for n in ("logit", "fitnet", "cwd", "fgd", "embedding")},  # baselines
+                "best_baselines": {"fgd", "logit", "embedding"}}
     shipped = {p.stem for p in (CONFIG_ROOT / "kd").glob("*.yaml")}
     assert shipped == set(expected), "a shipped KD config is not covered here"
     for name, losses in expected.items():

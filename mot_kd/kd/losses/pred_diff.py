@@ -31,7 +31,7 @@ from mot_kd.errors import InputError
 from mot_kd.kd.decoders import Decoded
 
 
-def _bernoulli_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+def bernoulli_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
     p = teacher_logits.sigmoid()
     return (F.binary_cross_entropy_with_logits(student_logits, p, reduction="none")
             - F.binary_cross_entropy_with_logits(teacher_logits, p, reduction="none"))
@@ -46,7 +46,7 @@ def pred_diff_loss(teacher: Decoded, student: Decoded, cls_weight: float = 1.0, 
                          f"{tuple(teacher.logits.shape)} logits, student to {tuple(student.boxes.shape)} / "
                          f"{tuple(student.logits.shape)}; heads must share grid, anchors and classes")
     t_boxes = teacher.boxes.detach()
-    l_cls = _bernoulli_kl(teacher.logits.detach(), student.logits).sum(-1)  # (B, A)
+    l_cls = bernoulli_kl(teacher.logits.detach(), student.logits).sum(-1)  # (B, A)
     has_box = (t_boxes[..., 2:] > t_boxes[..., :2]).all(-1)  # IoU is undefined where the teacher's box is empty
     l_iou = torch.where(has_box, 1.0 - bbox_iou(student.boxes, t_boxes, xywh=False, CIoU=True).squeeze(-1), 0.0)
     per_point = cls_weight * l_cls
