@@ -9,7 +9,8 @@ import pytest
 from mot_kd.errors import InputError
 from trackers import load_tracker_config
 from trackers.bench_peers import bench_dataset, main, tracker_factories, verdict
-from trackers.peer_data import DetSequence, load_cache, split_by_frame, tud_sequences, write_cache
+from trackers.peer_data import (DetSequence, crowd_sequence, load_cache, split_by_frame, tud_sequences,
+                                write_cache)
 from trackers.peers import Boxmot, PeerBoxes, Ultralytics, boxmot_available, boxmot_input, mot_rows, peer_output_rows
 
 
@@ -83,17 +84,36 @@ def test_tud_published_boxes_become_unit_score_detections(tmp_path):
     assert len(campus.frames[2][1]) == 0 and campus.frames[0][2] is None
 
 
+def test_crowd_sequence_has_true_boxes_as_gt():
+    seq = crowd_sequence(frames=3, targets=8, detections=7, dim=4)
+    assert seq.num_frames == 3 and seq.frame_rate == 30.0 and seq.gt.shape == (3 * 8, 9)
+    assert seq.gt[:, 0].tolist() == [1] * 8 + [2] * 8 + [3] * 8 and seq.gt[:8, 1].tolist() == list(range(1, 9))
+    xyxy, scores, emb = seq.frames[0]
+    assert xyxy.shape == (7, 4) and scores.shape == (7,) and emb.shape == (7, 4) and emb.dtype == np.float32
+    assert (seq.gt[:, 4:6] > 0).all() and (seq.gt[:, 6:] == 1).all()  # w, h; consider, class, visibility
+
+
 def test_every_tracker_follows_two_clean_walkers():
     """Ours and the ultralytics peers on perfect detections: identical, perfect scores; rows keep frame numbers."""
     cfg = load_tracker_config("default")
-    factories = [f for f in tracker_factories(cfg, ("ours",), with_boxmot=False)]
+    factories = tracker_factories({"default": cfg, "jde": load_tracker_config("jde")}, cfg, ("ours",), False)
     rows = bench_dataset([walkers()], "MOT17", True, factories, repeat=1)
-    assert [r["tracker"] for r in rows] == ["ours (JDETracker)", "ultralytics ByteTrack",
+    assert [r["tracker"] for r in rows] == ["ours (default)", "ours (jde)", "ultralytics ByteTrack",
                                             "ultralytics BoT-SORT + ReID", "ultralytics OC-SORT"]
+    assert [r["ours"] for r in rows] == [True, True, False, False, False]
+    assert verdict(rows).startswith("- ours (default) vs peers, our score split: IDF1 ")
     for r in rows:
         assert (r["IDSW"], r["IDs"], r["FP"]) == (0, 2, 0), r
         assert r["IDF1"] > 0.9 and r["ms_per_frame"] > 0
-    assert verdict(rows).count("met") >= 2
+    assert "missed" not in verdict(rows).split("; ms/frame")[0]  # IDF1 and HOTA: all perfect, ties count as met
+
+
+def test_own_mode_gives_our_configs_the_ultralytics_split():
+    cfg = load_tracker_config("default")
+    labels = [label for label, _ in tracker_factories({"default": cfg}, cfg, ("ours", "own"), False)]
+    assert labels[:2] == ["ours:default:ours", "ours:default:own"] and "ultralytics:botsort:own" in labels
+    rows = bench_dataset([walkers(5)], "MOT17", False, tracker_factories({"default": cfg}, cfg, ("own",), False), 1)
+    assert rows[0]["thresholds"] == "ultralytics" and rows[1]["thresholds"] == "own"
 
 
 def test_ultralytics_botsort_gets_our_embeddings_and_our_thresholds():
@@ -118,6 +138,8 @@ def test_boxmot_adapters_track_two_walkers(kind):
 
 @pytest.mark.parametrize("argv, message", [
     (["--datasets", "tud,mot"], "--datasets: unknown mot"),
+    (["--tracker", " , "], "--tracker: give at least one tracker config"),
+    (["--tracker", "nonexistent", "--datasets", "tud"], "nonexistent"),
     (["--thresholds", "mine"], "--thresholds: expected own, ours"),
     (["--repeat", "0"], "--repeat: must be at least 1"),
 ])

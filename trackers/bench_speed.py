@@ -10,10 +10,13 @@ Two columns on the same frames: the tracker as shipped (one BLAS thread during `
 ``trackers.blas``) and with BLAS left at the process default (what numpy does without the limit: several
 threads for the small appearance product, which on a loaded machine costs far more than it saves). Run it
 from a plain shell: with ``OPENBLAS_NUM_THREADS`` set, the default column is no longer the default.
+``--busy N`` keeps N other processes spinning meanwhile, to measure a loaded machine reproducibly.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import platform
 import time
@@ -21,12 +24,15 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from mot_kd.errors import cli_entry
+from mot_kd.errors import InputError, cli_entry
 from trackers.jde_tracker import JDETracker
 
 
-def crowd(frames: int, targets: int, detections: int, dim: int | None, seed: int = 0):
-    """Yield (boxes, scores, embeddings) per frame for a crowd walking on straight lines, bouncing at borders."""
+def crowd(frames: int, targets: int, detections: int, dim: int | None, seed: int = 0, truth: list | None = None):
+    """Yield (boxes, scores, embeddings) per frame for a crowd walking on straight lines, bouncing at borders.
+
+    ``truth``: a list to append each frame's true ``(ids (T,), xyxy (T, 4))`` to (for scoring trackers on it).
+    """
     rng = np.random.default_rng(seed)
     size = np.stack([rng.uniform(30, 80, targets), rng.uniform(80, 220, targets)], 1)  # w, h
     pos = rng.uniform([0, 0], [1920, 1080], (targets, 2))
@@ -36,6 +42,8 @@ def crowd(frames: int, targets: int, detections: int, dim: int | None, seed: int
         pos += vel
         vel[(pos[:, 0] < 0) | (pos[:, 0] > 1920), 0] *= -1
         vel[(pos[:, 1] < 0) | (pos[:, 1] > 1080), 1] *= -1
+        if truth is not None:
+            truth.append((np.arange(1, targets + 1), np.concatenate([pos - size / 2, pos + size / 2], 1)))
         seen = rng.choice(targets, size=min(detections - 5, targets), replace=False)
         centre = np.concatenate([pos[seen] + rng.normal(0, 2, (len(seen), 2)), rng.uniform(0, 1900, (5, 2))])
         wh = np.concatenate([size[seen], rng.uniform(30, 100, (5, 2))])
@@ -62,6 +70,25 @@ def bench(dim: int | None, targets: int, detections: int, frames: int, warmup: i
     return 1e3 * float(np.median(times)), 1e3 * float(np.mean(times)), float(np.mean(live))
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy(processes: int):
+    """``processes`` CPU-bound processes running for the duration of the block (a loaded machine)."""
+    workers = [multiprocessing.get_context("spawn").Process(target=_spin, daemon=True) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    try:
+        yield
+    finally:
+        for w in workers:
+            w.terminate()
+            w.join()
+
+
 def machine() -> str:
     """CPU model, cores, BLAS library and its default thread count, for the header line."""
     cpu = platform.processor() or "unknown CPU"
@@ -78,17 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", type=int, default=60, help="pedestrians in the scene (~ live tracks)")
     parser.add_argument("--detections", type=int, default=50, help="detections per frame")
     parser.add_argument("--frames", type=int, default=300, help="timed frames per setting")
+    parser.add_argument("--busy", type=int, default=0, help="other CPU-bound processes while timing (load)")
     args = parser.parse_args(argv)
+    if args.busy < 0:
+        raise InputError(f"--busy: must be >= 0, got {args.busy}")
     env = os.environ.get("OPENBLAS_NUM_THREADS")
     print(f"association ms/frame, {args.detections} detections/frame, {args.targets} targets, {args.frames} frames;"
-          f" {machine()}" + (f"; OPENBLAS_NUM_THREADS={env} is set, so 'default' is not the default" if env else ""))
+          f" {machine()}" + (f"; {args.busy} busy processes" if args.busy else "")
+          + (f"; OPENBLAS_NUM_THREADS={env} is set, so 'default' is not the default" if env else ""))
     print(f"  {'mode':16s} {'shipped (1 BLAS thread)':>28s} {'BLAS default':>28s} {'ratio':>6s}  live tracks")
-    for dim in (128, 512, None):
-        pinned, pinned_mean, live = bench(dim, args.targets, args.detections, args.frames, blas_threads=1)
-        default, default_mean, _ = bench(dim, args.targets, args.detections, args.frames, blas_threads=None)
-        mode = f"{dim}-d embeddings" if dim else "IoU-only"
-        print(f"  {mode:16s} median {pinned:7.3f} mean {pinned_mean:7.3f} ms  median {default:7.3f} mean "
-              f"{default_mean:7.3f} ms {default / pinned:5.1f}x  {live:.1f}")
+    with busy(args.busy):
+        for dim in (128, 512, None):
+            pinned, pinned_mean, live = bench(dim, args.targets, args.detections, args.frames, blas_threads=1)
+            default, default_mean, _ = bench(dim, args.targets, args.detections, args.frames, blas_threads=None)
+            mode = f"{dim}-d embeddings" if dim else "IoU-only"
+            print(f"  {mode:16s} median {pinned:7.3f} mean {pinned_mean:7.3f} ms  median {default:7.3f} mean "
+                  f"{default_mean:7.3f} ms {default / pinned:5.1f}x  {live:.1f}")
     return 0
 
 

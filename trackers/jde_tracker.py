@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mot_kd.errors import InputError
-from trackers.blas import blas_threads
+from trackers.blas import BlasLimit
 from trackers.config import load_tracker_config
 from trackers.detections import Detections
 from trackers.kalman import KalmanFilter
@@ -37,7 +37,7 @@ class JDETracker:
         if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(blas_threads, int)
                                          or blas_threads < 1):
             raise InputError(f"blas_threads: must be a positive integer or None, got {blas_threads!r}")
-        self.blas_threads = blas_threads
+        self.blas = BlasLimit(blas_threads)
         self.cfg = load_tracker_config(cfg)
         self.max_time_lost = int(frame_rate / 30.0 * self.cfg["track_buffer"])
         self.kf = KalmanFilter(self.cfg["kalman_box"])
@@ -58,12 +58,12 @@ class JDETracker:
 
     def update(self, boxes, scores, embeddings=None) -> list[Track]:
         """One frame -> the tracks to report (snapshots)."""
-        with blas_threads(self.blas_threads):
+        with self.blas.limit():
             return self.pool.tracks(self._update(boxes, scores, embeddings))
 
     def update_arrays(self, boxes, scores, embeddings=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Same as ``update``, returning ``(ids, tlwh, scores)`` arrays instead of ``Track`` objects (runner path)."""
-        with blas_threads(self.blas_threads):
+        with self.blas.limit():
             return self.pool.boxes(self._update(boxes, scores, embeddings))
 
     def _update(self, boxes, scores, embeddings) -> np.ndarray:

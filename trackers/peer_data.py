@@ -3,6 +3,8 @@
 * ``tud_sequences()``: TUD-Campus and TUD-Stadtmitte from the motmetrics wheel. The wheel ships gt and one
   published tracker's result boxes, not raw detections; we take those boxes per frame (ids dropped, score
   1.0: the file has none) as the detections, so every tracker runs IoU-only on them (MOT15 protocol).
+* ``crowd_sequence()``: the generated crowd of ``trackers.bench_speed`` (60 walkers, 50 detections/frame) with
+  its true boxes as gt, to time every tracker at MOT17-like density.
 * ``make_model_cache(weights, ...)`` runs a trained mot-kd model over the synthetic val split once and stores
   boxes, scores, float32 embeddings and the gt in one ``.npz``; ``load_cache`` reads it back, so the
   benchmark re-runs in seconds without the model.
@@ -20,6 +22,7 @@ from tqdm import tqdm
 from mot_kd.data.mot_files import read_mot_txt
 from mot_kd.errors import InputError
 from mot_kd.utils.io import atomic_path
+from trackers.bench_speed import crowd
 
 TUD_FRAME_RATE = 25.0
 CACHE_FORMAT = "mot-kd/peer-detections/1"
@@ -65,6 +68,17 @@ def tud_sequences(root: str | Path | None = None) -> list[DetSequence]:
         frames = split_by_frame(boxes[:, 0].astype(int), 1, num_frames, xyxy, np.ones(len(boxes)), None)
         out.append(DetSequence(name, gt, 1, TUD_FRAME_RATE, frames))
     return out
+
+
+def crowd_sequence(frames: int = 300, targets: int = 60, detections: int = 50, dim: int = 128) -> DetSequence:
+    """``trackers.bench_speed``'s MOT17-like crowd (1920x1080, ~50 detections/frame with misses, jitter and
+    low-score false positives, noisy embeddings) with its true boxes as gt: the peers' speed at crowd scale."""
+    truth, dets = [], []
+    for boxes, scores, emb in crowd(frames, targets, detections, dim, truth=truth):
+        dets.append((boxes, scores, emb.astype(np.float32)))
+    gt = np.concatenate([np.column_stack([np.full(len(ids), f + 1), ids, xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2],
+                                          np.ones((len(ids), 3))]) for f, (ids, xyxy) in enumerate(truth)])
+    return DetSequence("crowd", gt, 1, 30.0, dets)
 
 
 def make_model_cache(weights: str | Path, cache: str | Path, data: str = "synthetic", conf: float = 0.1,

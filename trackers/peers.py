@@ -72,10 +72,12 @@ def boxmot_input(xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 class Ours:
-    name = "ours (JDETracker)"
+    """Our JDETracker with config ``cfg`` (named ``label`` in the table); IoU-only where there are no embeddings."""
 
-    def __init__(self, cfg: dict, frame_rate: float, appearance: bool):
-        self.tracker = JDETracker({**cfg, "use_embeddings": appearance}, frame_rate=frame_rate)
+    def __init__(self, cfg: dict, frame_rate: float, appearance: bool, label: str = "default"):
+        self.name = f"ours ({label})"
+        self.tracker = JDETracker({**cfg, "use_embeddings": appearance and cfg["use_embeddings"]},
+                                  frame_rate=frame_rate)
 
     def update(self, xyxy, scores, embeddings):
         return self.tracker.update_arrays(xyxy, scores, embeddings)
