@@ -9,7 +9,8 @@ student modules up to the fuse point and the adapter to act like their teacher c
 
 Re-entering needs nothing from the model: a forward hook on each teacher fuse module returns the replacement
 (a hook's return value replaces the module's output), so it works on any model whose fuse point is the whole
-tensor output of a module that runs once per forward and that the responses depend on; all three are checked.
+tensor output of a module that runs once per forward (the tap specs and recorder check both) and that the
+responses depend on (checked by autograd at construction).
 The teacher's modules before the fuse point still run in the hybrid pass (their output is replaced), without
 building a graph since the teacher's weights need no grad.
 """
@@ -44,7 +45,6 @@ class HybridForward(nn.Module):
         self._fuse_modules = {spec.label: resolve_module(modules, spec.module)
                               for _, t_specs in points.values() for spec in t_specs}
         self._replacements: dict[int, tuple[str, torch.Tensor]] | None = None  # id(module) -> (label, tensor)
-        self._calls: dict[str, int] = {}
         self.recorder = TapRecorder(teacher, list(dict.fromkeys(s for v in response_specs.values() for s in v)),
                                     "hybrid teacher", training_only=False)
         self._handles = [m.register_forward_hook(self._replace) for m in set(self._fuse_modules.values())]
@@ -53,7 +53,6 @@ class HybridForward(nn.Module):
         if self._replacements is None or id(module) not in self._replacements:
             return None
         label, tensor = self._replacements[id(module)]
-        self._calls[label] = self._calls.get(label, 0) + 1
         if not isinstance(output, torch.Tensor):
             raise InputError(f"fused: teacher fuse point '{label}' outputs a {type(output).__name__}, not a tensor; "
                              "it cannot be re-entered (fuse at a module whose whole output is one tensor)")
@@ -71,17 +70,13 @@ class HybridForward(nn.Module):
 
     def _forward(self, images: torch.Tensor, replacements: dict) -> dict[str, torch.Tensor]:
         teacher = self._teacher[0]
-        self._replacements, self._calls = replacements, {}
+        self._replacements = replacements
         self.recorder.armed = True
         try:
             with torch.enable_grad():
                 teacher(images)
         finally:
             self.recorder.armed, self._replacements = False, None
-        for label, calls in self._calls.items():
-            if calls > 1:
-                raise InputError(f"fused: teacher fuse point '{label}' ran {calls} times in one forward; it cannot "
-                                 "be re-entered (fuse at a module that runs once per forward)")
         return self.recorder.take(list(dict.fromkeys(n for v in self.response_labels.values() for n in v)))
 
     def check_reentry(self, images: torch.Tensor, point: str, teacher: list[torch.Tensor]) -> None:
@@ -95,13 +90,11 @@ class HybridForward(nn.Module):
             total = sum(v.float().sum() for v in responses.values() if v.requires_grad)
             grads = (torch.autograd.grad(total, leaves, allow_unused=True) if torch.is_tensor(total)
                      else [None] * len(leaves))
-        missing = [s.label for s in t_specs if s.label not in self._calls]
-        unused = [s.label for s, g in zip(t_specs, grads) if g is None and s.label not in missing]
-        if missing or unused:
-            why = (f"'{', '.join(missing)}' did not run in the teacher's forward" if missing else
-                   f"the teacher's head/embedding taps do not depend on '{', '.join(unused)}'")
-            raise InputError(f"fused.points: fuse point '{point}' cannot be re-entered: {why}; fuse at modules on the "
-                             "path from the input to the head and embedding taps")
+        unused = [s.label for s, g in zip(t_specs, grads) if g is None]
+        if unused:
+            raise InputError(f"fused.points: fuse point '{point}' cannot be re-entered: the teacher's head/embedding "
+                             f"taps do not depend on '{', '.join(unused)}'; fuse at modules on the path from the input "
+                             "to the head and embedding taps")
 
     def loss(self, images: torch.Tensor, point: str, student: list[torch.Tensor], teacher: list[torch.Tensor],
              teacher_responses: dict[str, list[torch.Tensor]], decode, targets: torch.Tensor, cfg: dict,
