@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export YOLO_OFFLINE := 1
 export YOLO_VERBOSE := False
-# numpy's OpenBLAS threads slow the tracker's small matrix products ~20x on a busy 2-core machine
+# one OpenBLAS thread for any numpy work in these targets (the tracker limits its own BLAS threads itself,
+# so `python -m trackers.track` / `eval.mot17 --weights` are fast without this; docs/tracker.md)
 export OPENBLAS_NUM_THREADS := 1
 
 .PHONY: demo test bench install clean

@@ -179,3 +179,4 @@ def test_bench_speed_runs(capsys):
     assert len(lines) == 5 and "BLAS default" in lines[0] and "shipped (1 BLAS thread)" in lines[1]
     assert [line.split()[0] for line in lines[2:]] == ["128-d", "512-d", "IoU-only"]
     assert all(line.count("median") == 2 and line.count("ms") == 2 for line in lines[2:])
+    assert bench_main(["--busy", "-1"]) == 2 and "--busy: must be >= 0" in capsys.readouterr().err

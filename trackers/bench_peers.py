@@ -118,7 +118,8 @@ def verdict(rows: list[dict]) -> str:
     lines = []
     for mode in sorted({r["mode"] for r in rows}, key=lambda m: m != "ours") + ["any"]:
         here = [r for r in rows if mode in ("any", r["mode"])]
-        peers = [r for r in here if not r["ours"]]
+        # like for like: in "own" mode our rows use ultralytics' split, so only ultralytics' peers share it
+        peers = [r for r in here if not r["ours"] and (mode != "own" or r["tracker"].startswith("ultralytics"))]
         mine = [r for r in here if r["tracker"] == first]
         if not peers or not mine:
             continue
@@ -130,7 +131,8 @@ def verdict(rows: list[dict]) -> str:
         ours, fastest = min(mine, key=lambda r: r["ms_per_frame"]), min(peers, key=lambda r: r["ms_per_frame"])
         parts.append(f"ms/frame {ours['ms_per_frame']:.3f} vs {fastest['ms_per_frame']:.3f} ({fastest['tracker']}) "
                      f"{'met' if ours['ms_per_frame'] <= fastest['ms_per_frame'] else 'missed'}")
-        split = {"ours": "our score split", "own": "peer defaults / ultralytics split", "any": "best of any split"}
+        split = {"ours": "our score split (0.5/0.1/0.5)", "own": "ultralytics' split (0.25/0.1/0.25)",
+                 "any": "best of any split"}
         lines.append(f"- {first} vs peers, {split[mode]}: " + "; ".join(parts))
     return "\n".join(lines) or "no peers ran"
 
