@@ -131,8 +131,8 @@ def verdict(rows: list[dict]) -> str:
         ours, fastest = min(mine, key=lambda r: r["ms_per_frame"]), min(peers, key=lambda r: r["ms_per_frame"])
         parts.append(f"ms/frame {ours['ms_per_frame']:.3f} vs {fastest['ms_per_frame']:.3f} ({fastest['tracker']}) "
                      f"{'met' if ours['ms_per_frame'] <= fastest['ms_per_frame'] else 'missed'}")
-        split = {"ours": "our score split (0.5/0.1/0.5)", "own": "ultralytics' split (0.25/0.1/0.25)",
-                 "any": "best of any split"}
+        split = {"ours": "our score split", "any": "best of any split",
+                 "own": "ultralytics' split ({det_thresh}/{low_thresh}/{new_track_thresh})".format(**PEER_SPLIT)}
         lines.append(f"- {first} vs peers, {split[mode]}: " + "; ".join(parts))
     return "\n".join(lines) or "no peers ran"
 
