@@ -23,6 +23,7 @@ setup(
         "loguru",
         "scipy",
         "threadpoolctl==3.8.0",
+        "torch-pruning==1.6.1",
         "tqdm",
         "matplotlib",
         "pyyaml",

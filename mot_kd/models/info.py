@@ -1,6 +1,7 @@
 """Model card: parameters and GFLOPs at an input size, per model name.
 
-``python -m mot_kd.models.info yolov5s --imgsz 1088 608`` (several names give a table). GFLOPs come from
+``python -m mot_kd.models.info yolov5s --imgsz 1088 608`` (several names give a table; a mot-kd checkpoint
+path, e.g. a pruned model, is read with its own architecture and id_dim). GFLOPs come from
 ultralytics-thop on one real forward at that size (2 FLOPs per multiply-add, as ultralytics reports),
 including the CCN matrix products that thop counts as functional operations.
 """
@@ -12,6 +13,7 @@ import sys
 import torch
 
 from mot_kd.errors import cli_entry
+from mot_kd.models.checkpoint import load_checkpoint
 from mot_kd.models.jde_model import JDEModel, build_model
 from mot_kd.models.predict import check_imgsz
 
@@ -29,7 +31,8 @@ def model_card(model: JDEModel, imgsz: tuple[int, int] = (1088, 608)) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mot_kd.models.info", description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="model names (yolov5n..yolov5x, yolov5s-ghost) or YAML paths")
+    parser.add_argument("models", nargs="+", help="model names (yolov5n..yolov5x, yolov5s-ghost), YAML paths or "
+                        "mot-kd checkpoints (.pt)")
     parser.add_argument("--imgsz", nargs=2, type=int, default=(1088, 608), metavar=("W", "H"))
     parser.add_argument("--id-dim", type=int, default=512)
     args = parser.parse_args(argv)
@@ -37,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| model | params (M) | GFLOPs @ {imgsz[0]}x{imgsz[1]} | id_dim |")
     print("| --- | ---: | ---: | ---: |")
     for name in args.models:
-        card = model_card(build_model(name, id_dim=args.id_dim), imgsz)
-        print(f"| {name} | {card['params'] / 1e6:.2f} | {card['gflops']:.1f} | {args.id_dim} |", flush=True)
+        model = load_checkpoint(name) if name.endswith(".pt") else build_model(name, id_dim=args.id_dim)
+        card = model_card(model, imgsz)
+        print(f"| {name} | {card['params'] / 1e6:.2f} | {card['gflops']:.1f} | {model.id_dim} |", flush=True)
     return 0
 
 

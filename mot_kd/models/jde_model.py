@@ -15,6 +15,7 @@ from mot_kd.errors import InputError
 from mot_kd.models.decouple import CrossCorrelationDecouple
 from mot_kd.models.detect_head import DetectionHead, LevelTaps
 from mot_kd.models.embedding_head import ScaleAwareEmbedding
+from mot_kd.models.widths import apply_widths
 from mot_kd.models.yolo_backbone import LEVELS, build_trunk, resolve_model_cfg
 
 STRIDES = (8, 16, 32)
@@ -44,6 +45,8 @@ class JDEModel(nn.Module):
         for m in self.modules() if bn else ():
             if isinstance(m, nn.BatchNorm2d):
                 m.eps, m.momentum = float(bn["eps"]), float(bn["momentum"])
+        if arch.get("widths") is not None:  # a pruned model: per-layer channel counts (mot_kd.prune)
+            apply_widths(self, arch["widths"])
 
     def forward(self, images: torch.Tensor) -> dict:
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] % 32 or images.shape[3] % 32:

@@ -179,7 +179,9 @@ def initial_model(job: dict):
     return load_checkpoint(job["weights"])
 
 
-def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
+def run(job: dict, device_arg: str, state: dict | None = None, prepare=None) -> list[dict]:
+    """Train ``job``; ``prepare(student)``, when given, runs once on the built student (e.g. mot_kd.prune's
+    BN-scale sparsity penalty as gradient hooks), so callers reuse this loop instead of writing another."""
     dist = init_distributed(device_arg)
     device = select_device(device_arg, dist)
     s, out = job["settings"], Path(job["out"])
@@ -193,6 +195,8 @@ def run(job: dict, device_arg: str, state: dict | None = None) -> list[dict]:
     augment = None if s["augment"] is None else AugmentConfig.from_dict(s["augment"])
     dataset = MOTTrainDataset.from_sources(data.train_sources(), size=tuple(s["imgsz"]), augment=augment, seed=s["seed"])
     student = initial_model(job).to(device).train()
+    if prepare is not None:
+        prepare(student)
     criterion = JDELoss(student, dataset.num_ids, s["id_weighting"], s["id_weight"]).to(device)
     make_kd = None
     if job["teacher"]:
