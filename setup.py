@@ -27,6 +27,10 @@ setup(
         "tqdm",
         "matplotlib",
         "pyyaml",
+        "onnx==1.23.2",  # deployment: python -m mot_kd.export, .onnx weights (mot_kd.models.backends)
+        "onnxruntime==1.32.0",
+        "onnxslim==0.1.98",
     ],
-    extras_require={"test": ["pytest", "trackeval==1.3.0"]},
+    extras_require={"test": ["pytest", "trackeval==1.3.0"],
+                    "openvino": ["openvino==2026.4.1"]},  # --format openvino and .xml weights
 )

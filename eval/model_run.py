@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
 from eval.evaluate import EvalResult, evaluate
 from eval.loading import Protocol, load_gt, load_results
 from mot_kd.data.motchallenge import unique_by_gt
@@ -28,11 +26,13 @@ class RunSettings:
     tracker: str | Path | dict = "default"
 
 
-def track_and_evaluate(model: nn.Module, data_root: str | Path, results_dir: str | Path, split: str = "val_half",
+def track_and_evaluate(model, data_root: str | Path, results_dir: str | Path, split: str = "val_half",
                        detector: str = "FRCNN", sequences: list[str] | None = None,
                        settings: RunSettings = RunSettings(), benchmark: str = "MOT17",
                        video_dir: str | Path | None = None) -> tuple[EvalResult, Protocol, dict]:
     """Track every selected sequence on ``split`` frames, write ``results_dir/<SEQ>.txt``, evaluate.
+
+    ``model`` is anything with ``predict``: a JDEModel or a backend of :func:`mot_kd.models.backends.load_model`.
 
     Returns the evaluation, its protocol and a speed summary ``{frames, detect_s, associate_s, fps}``.
     """

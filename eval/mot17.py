@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-root", required=True, help="sequence folders, or a MOT17/MOT20 root with train/")
     parser.add_argument("--results", help="folder of <SEQ>.txt files in MOTChallenge format (written with --weights; "
                                            "default there: runs/eval/<run>-<checkpoint>)")
-    parser.add_argument("--weights", help="mot-kd model checkpoint: track every sequence first, then evaluate")
+    parser.add_argument("--weights", help="mot-kd model (.pt checkpoint, .onnx or OpenVINO .xml from mot_kd.export): "
+                                           "track every sequence first, then evaluate")
     parser.add_argument("--imgsz", type=int, nargs=2, metavar=("W", "H"),
                         help="--weights: network input (default: the model's training size)")
     parser.add_argument("--conf", type=float, default=0.1, help="--weights: detection confidence threshold")
@@ -78,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 def run_weights(args: argparse.Namespace):
     """Track with the checkpoint, then evaluate (model loading kept out of the plain evaluation path)."""
     from eval.model_run import RunSettings, track_and_evaluate
-    from mot_kd.models import load_checkpoint
+    from mot_kd.models.backends import load_model
     from mot_kd.utils.device import parse_device
 
-    model = load_checkpoint(args.weights, parse_device(args.device))
+    model = load_model(args.weights, parse_device(args.device))
     imgsz = tuple(args.imgsz or model.meta.get("imgsz") or (1088, 608))
     weights = Path(args.weights).resolve()
     results = Path(args.results) if args.results else Path("runs/eval") / f"{weights.parent.parent.name}-{weights.stem}"

@@ -12,14 +12,15 @@ from pathlib import Path
 from loguru import logger
 
 from mot_kd.errors import cli_entry
-from mot_kd.models import load_checkpoint
+from mot_kd.models.backends import load_model
 from mot_kd.utils.device import parse_device
 from trackers.config import load_tracker_config
 from trackers.runner import run_sequence
 
 
 def model_detector(model, imgsz: tuple[int, int], conf: float, iou: float):
-    """``detect(frame) -> (boxes, scores, embeddings)`` from a mot-kd model, for :func:`run_sequence`."""
+    """``detect(frame) -> (boxes, scores, embeddings)`` from a mot-kd model or exported file (anything with
+    ``predict``, see :func:`mot_kd.models.backends.load_model`), for :func:`run_sequence`."""
     def detect(image):
         out = model.predict([image], imgsz=imgsz, conf=conf, iou=iou)[0]
         return out["boxes"], out["scores"], out["embeddings"]
@@ -29,7 +30,9 @@ def model_detector(model, imgsz: tuple[int, int], conf: float, iou: float):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m trackers.track", description=__doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, help="mot-kd model checkpoint (e.g. runs/kd_s/weights/best.pt)")
+    p.add_argument("--weights", required=True,
+                   help="mot-kd model: checkpoint (best.pt), ONNX (.onnx) or OpenVINO IR (.xml) from "
+                        "python -m mot_kd.export; the backend follows the file type")
     p.add_argument("--source", required=True, help="a video file or a MOTChallenge sequence folder")
     p.add_argument("--out", required=True, help="result file to write (MOTChallenge format)")
     p.add_argument("--tracker", default="default", help="tracker config: YAML path or shipped name")
@@ -45,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    model = load_checkpoint(args.weights, parse_device(args.device))
+    model = load_model(args.weights, parse_device(args.device))
     imgsz = tuple(args.imgsz or model.meta.get("imgsz") or (1088, 608))
     tracker_cfg = load_tracker_config(args.tracker)
     video = None

@@ -40,14 +40,18 @@ def preprocess(images: list[np.ndarray], imgsz: tuple[int, int]) -> tuple[torch.
     return x.float().div_(255.0), infos
 
 
+def check_thresholds(conf: float, iou: float) -> None:
+    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+        raise InputError(f"conf/iou: thresholds must be in [0, 1], got conf={conf}, iou={iou}")
+
+
 @torch.no_grad()
 def predict(model, images: list[np.ndarray], imgsz=(1088, 608), conf: float = 0.4, iou: float = 0.5,
             max_det: int = 300) -> list[dict]:
     """Per image ``{"boxes": (N, 4) xyxy original pixels, "scores": (N,), "classes": (N,), "embeddings": (N, D)}``."""
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
-    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
-        raise InputError(f"conf/iou: thresholds must be in [0, 1], got conf={conf}, iou={iou}")
+    check_thresholds(conf, iou)
     if len(images) == 0:
         return []
     x, infos = preprocess(images, check_imgsz(imgsz))
@@ -59,11 +63,21 @@ def predict(model, images: list[np.ndarray], imgsz=(1088, 608), conf: float = 0.
     finally:
         model.train(was_training)
     box, cls = model.split_feats(out["feats"])
-    dets = non_max_suppression(model.head.decode(box, cls).float(), conf, iou, max_det=max_det, nc=model.nc)
+    return postprocess(model.head.decode(box, cls), out["embedding"], infos, model.nc, model.strides[0],
+                       conf, iou, max_det)
+
+
+def postprocess(dets: torch.Tensor, emb_map: torch.Tensor, infos: list, nc: int, stride: int, conf: float,
+                iou: float, max_det: int) -> list[dict]:
+    """NMS, boxes back to original pixels, one unit embedding per box: shared by every inference backend.
+
+    ``dets`` (B, 4 + nc, A) xywh input pixels + class probabilities, ``emb_map`` (B, D, H/stride, W/stride).
+    """
+    dets = non_max_suppression(dets.float(), conf, iou, max_det=max_det, nc=nc)
     results = []
     for b, (det, info) in enumerate(zip(dets, infos)):
         centres = (det[:, :2] + det[:, 2:4]) / 2
-        emb = sample_embeddings(out["embedding"], torch.full((len(det),), b, device=det.device), centres, model.strides[0])
+        emb = sample_embeddings(emb_map, torch.full((len(det),), b, device=det.device), centres, stride)
         results.append({
             "boxes": boxes_from_letterbox(det[:, :4].cpu().numpy(), info).astype(np.float32),
             "scores": det[:, 4].cpu().numpy().astype(np.float32),
