@@ -3,6 +3,7 @@ every silent trap is a clear error, and hooked models deep-copy (EMA) and pickle
 from __future__ import annotations
 
 import copy
+import importlib
 import gc
 import io
 
@@ -289,3 +290,28 @@ def test_tap_modified_in_place_by_the_models_own_forward_is_an_error():
     kd = KDHooks(teacher, student, dict(cfg, taps={"neck": ["neck.p3", "neck.p4", "neck.p5"]}))  # the SiLU's output
     student.train()(IMAGES)
     assert torch.isfinite(kd(IMAGES, make_targets())[0])
+
+
+def _replicate_on_cpu(model: nn.Module, gpus: int, monkeypatch) -> list[nn.Module]:
+    """torch's own DataParallel replicate(), with the CUDA broadcast of parameters replaced by CPU copies."""
+    replicate = importlib.import_module("torch.nn.parallel.replicate")
+    monkeypatch.setattr(replicate, "_broadcast_coalesced_reshape",
+                        lambda tensors, devices, detach=False: [[t * 1 for t in tensors] for _ in devices])
+    return replicate.replicate(model, list(range(gpus)))
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_dataparallel_replicas_are_a_clear_error(monkeypatch, wrapped):
+    torch.manual_seed(0)
+    teacher, student = ToyTracker(16, 32), ToyTracker(8, 16).train()
+    kd = KDHooks(teacher, nn.DataParallel(student) if wrapped else student, TOY_CFG)
+    replicas = _replicate_on_cpu(student, 3, monkeypatch)
+    assert all(r._forward_pre_hooks is student._forward_pre_hooks for r in replicas)  # shared, as on GPUs
+    for replica, part in zip(replicas, IMAGES.repeat(3, 1, 1, 1).chunk(3)):  # parallel_apply's forwards
+        replica(part)
+    with pytest.raises(InputError, match=r"^student taps: nn.DataParallel over 3 GPUs runs replicas KD cannot see; "
+                                         r"use DistributedDataParallel or one GPU$"):
+        kd(IMAGES, make_targets())
+    student(IMAGES)  # one GPU: the module itself runs, and distils
+    assert torch.isfinite(kd(IMAGES, make_targets())[0])
+

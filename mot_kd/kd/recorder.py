@@ -7,7 +7,9 @@ validation pass can never leave stale tensors behind. Each record keeps the tens
 tap modified in place before ``kd()`` (FairMOT's criterion calls ``sigmoid_()`` on its heatmap) is an error,
 not a silently different tensor. The hooks are bound methods of the recorder, which a deep copy of a hooked
 model (an EMA) shares instead of copying and which pickles (``torch.save(model)``) as an inert stand-in;
-``remove()`` also clears the hooks such copies carry.
+``remove()`` also clears the hooks such copies carry. ``nn.DataParallel`` over several
+GPUs runs per-GPU replicas that share the original's hook dicts: each replica holds only part of the batch, so
+their forwards are noted and ``kd()`` refuses them instead of distilling a part (DDP runs the module itself).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from mot_kd.kd.tapspec import TapSpec
 
 
 def resolve_module(modules: dict[str, nn.Module], name: str) -> nn.Module | None:
-    """The module called ``name``; the same names work under a DDP/DataParallel wrapper (``module.`` prefix)."""
+    """The module called ``name``; also under a DDP or one-GPU DataParallel wrapper (``module.`` prefix)."""
     return modules.get(name) if name in modules else modules.get(f"module.{name}")
 
 
@@ -71,6 +73,7 @@ class TapRecorder:
         self._calls: dict[int, int] = {}  # id(module) -> calls in the current forward
         self._taps: dict[int, tuple[nn.Module, list[TapSpec]]] = {}
         self._copies: dict[tuple[int, int], weakref.ref] = {}  # (id(hook dict of a copy), hook id) -> dict
+        self._replicas: dict[int, set[int]] = {}  # id(shared hook dict) -> ids of DataParallel replicas seen
         missing = missing_modules(model, list(self._specs.values()))
         if missing:  # KDHooks checks first and suggests candidates; this guards direct use
             raise InputError(f"{role} taps not found in {type(model).__name__}: "
@@ -101,6 +104,14 @@ class TapRecorder:
     def __reduce__(self):
         return _Detached, ()
 
+    def _replica(self, module: nn.Module) -> bool:
+        """Whether ``module`` is a DataParallel replica (hooks fire on it, not on our module); noted for take()."""
+        if not getattr(module, "_is_replica", False):
+            return False
+        if self._should_record(module):
+            self._replicas.setdefault(id(module._forward_pre_hooks), set()).add(id(module))
+        return True
+
     def _owned(self, module: nn.Module) -> list[TapSpec] | None:
         entry = self._taps.get(id(module))
         return entry[1] if entry is not None and entry[0] is module and self._should_record(module) else None
@@ -109,6 +120,9 @@ class TapRecorder:
         if module is self._root and self._should_record(module):  # a new forward: records and call counts reset
             self.records.clear()
             self._calls.clear()
+            self._replicas.clear()
+        else:
+            self._replica(module)
 
     def _on_end(self, module, args, output) -> None:
         if module is self._root and self._should_record(module):  # who modified a tap in place: forward or after
@@ -117,7 +131,7 @@ class TapRecorder:
                     self.records[label] = (tensor, version, True)
 
     def _on_input(self, module, args) -> None:
-        taps = self._owned(module)
+        taps = None if self._replica(module) else self._owned(module)
         if taps is None:
             return
         call = self._calls[id(module)] = self._calls.get(id(module), 0) + 1
@@ -150,6 +164,10 @@ class TapRecorder:
     def take(self, labels: list[str]) -> dict[str, torch.Tensor]:
         """The recorded (B, C, H, W)-permuted-if-BHWC tensors for ``labels``; all records are then forgotten."""
         try:
+            if self._replicas:
+                gpus = max(len(ids) for ids in self._replicas.values())
+                raise InputError(f"{self.role} taps: nn.DataParallel over {gpus} GPUs runs replicas KD cannot see; "
+                                 "use DistributedDataParallel or one GPU")
             for label in labels:
                 self._check_calls(self._specs[label])
             missing = [n for n in labels if n not in self.records]
@@ -161,6 +179,7 @@ class TapRecorder:
         finally:
             self.records.clear()
             self._calls.clear()
+            self._replicas.clear()
 
     def _check_calls(self, spec: TapSpec) -> None:
         calls = self._calls.get(id(self._modules[spec.label]), 0)
