@@ -315,3 +315,14 @@ def test_dataparallel_replicas_are_a_clear_error(monkeypatch, wrapped):
     student(IMAGES)  # one GPU: the module itself runs, and distils
     assert torch.isfinite(kd(IMAGES, make_targets())[0])
 
+
+def test_deepcopy_of_a_copy_loses_its_hooks_on_remove():
+    torch.manual_seed(0)
+    teacher, student = ToyTracker(16, 32), ToyTracker(8, 16).train()
+    kd = KDHooks(teacher, student, TOY_CFG)
+    ema = copy.deepcopy(student)
+    saved = copy.deepcopy(ema)  # ultralytics saves deepcopy(ema.ema)
+    again = copy.deepcopy(saved)
+    assert _hooks(saved) == _hooks(again) == _hooks(student) > 0
+    kd.remove()
+    assert _hooks(student) == _hooks(ema) == _hooks(saved) == _hooks(again) == 0

@@ -7,7 +7,7 @@ validation pass can never leave stale tensors behind. Each record keeps the tens
 tap modified in place before ``kd()`` (FairMOT's criterion calls ``sigmoid_()`` on its heatmap) is an error,
 not a silently different tensor. The hooks are bound methods of the recorder, which a deep copy of a hooked
 model (an EMA) shares instead of copying and which pickles (``torch.save(model)``) as an inert stand-in;
-``remove()`` also clears the hooks such copies carry. ``nn.DataParallel`` over several
+``remove()`` also clears the hooks such copies carry (copies of copies too). ``nn.DataParallel`` over several
 GPUs runs per-GPU replicas that share the original's hook dicts: each replica holds only part of the batch, so
 their forwards are noted and ``kd()`` refuses them instead of distilling a part (DDP runs the module itself).
 """
@@ -92,13 +92,16 @@ class TapRecorder:
     def __deepcopy__(self, memo):
         """A deep copy of a hooked model shares this recorder (its hooks ignore modules they were not
         registered on); the copy's hook dicts, already in ``memo`` while their entries are copied, are noted
-        so that :meth:`remove` clears them too (copies that are gone are forgotten here)."""
+        so that :meth:`remove` clears them too. The sources are the model's hook dicts and those of the copies
+        noted so far, as a copy of a copy (ultralytics saves ``deepcopy(ema.ema)``) carries the same hooks;
+        copies that are gone are forgotten here."""
         self._copies = {k: ref for k, ref in self._copies.items() if ref() is not None}
-        for handle in self._handles:
-            original = handle.hooks_dict_ref()
+        sources = [(h.hooks_dict_ref(), h.id) for h in self._handles]
+        sources += [(ref(), key) for (_, key), ref in self._copies.items()]
+        for original, key in sources:
             copied = memo.get(id(original)) if original is not None else None
             if copied is not None and copied is not original:
-                self._copies[(id(copied), handle.id)] = weakref.ref(copied)
+                self._copies[(id(copied), key)] = weakref.ref(copied)
         return self
 
     def __reduce__(self):
