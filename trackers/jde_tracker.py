@@ -21,7 +21,9 @@ from trackers.kalman import KalmanFilter
 from trackers.matching import embedding_distance, fuse_iou, fuse_motion, iou_distance, linear_assignment
 from trackers.tracklet import Track, TrackPool, TrackState
 
-TRACKED, LOST, NEW, REMOVED = TrackState.TRACKED, TrackState.LOST, TrackState.NEW, TrackState.REMOVED
+# plain ints: compared with the pool's int8 state array every frame (enum attribute lookups cost more)
+TRACKED, LOST, NEW, REMOVED = (int(state) for state in (TrackState.TRACKED, TrackState.LOST, TrackState.NEW,
+                                                         TrackState.REMOVED))
 
 
 class JDETracker:
@@ -77,16 +79,15 @@ class JDETracker:
 
         if self.appearance:  # stage 1: appearance fused with IoU or motion; stage 2: IoU on what is left
             thresh = cfg["iou_fusion_match_thresh" if cfg["appearance_fusion"] == "iou" else "appearance_match_thresh"]
-            left, high = self._match(candidates, high, self._appearance_cost(candidates, high), thresh)
+            left, high = self._match(candidates, high, self._appearance_cost, thresh)
             tracked = left[pool.state[left] == TRACKED]
-            tracked, high = self._match(tracked, high, self._iou(tracked, high), cfg["iou_match_thresh"])
+            tracked, high = self._match(tracked, high, self._iou, cfg["iou_match_thresh"])
         else:  # stage 1 by IoU only
-            left, high = self._match(candidates, high, self._iou(candidates, high), cfg["iou_only_match_thresh"])
+            left, high = self._match(candidates, high, self._iou, cfg["iou_only_match_thresh"])
             tracked = left[pool.state[left] == TRACKED]
-        tracked, _ = self._match(tracked, low, self._iou(tracked, low), cfg["low_match_thresh"])  # stage 3
+        tracked, _ = self._match(tracked, low, self._iou, cfg["low_match_thresh"])  # stage 3
         pool.set_state(tracked, LOST)
-        unconfirmed, high = self._match(unconfirmed, high, self._iou(unconfirmed, high),
-                                        cfg["unconfirmed_match_thresh"])
+        unconfirmed, high = self._match(unconfirmed, high, self._iou, cfg["unconfirmed_match_thresh"])
         pool.set_state(unconfirmed, REMOVED)
         high = high.select(np.flatnonzero(high.scores >= cfg["new_track_thresh"]))
         pool.add(high, self.next_id, self.frame_id, TRACKED if self.frame_id == 1 else NEW)
@@ -113,8 +114,6 @@ class JDETracker:
         return dets
 
     def _appearance_cost(self, rows: np.ndarray, dets: Detections) -> np.ndarray:
-        if not len(rows) or not len(dets):
-            return np.zeros((len(rows), len(dets)))
         pool, cfg = self.pool, self.cfg
         appearance = embedding_distance(pool.feature[rows], dets.embeddings)
         if cfg["appearance_fusion"] == "iou":
@@ -125,10 +124,12 @@ class JDETracker:
     def _iou(self, rows: np.ndarray, dets: Detections) -> np.ndarray:
         return iou_distance(self.pool.xyxy(rows), dets.xyxy)
 
-    def _match(self, rows: np.ndarray, dets: Detections, cost: np.ndarray,
-               thresh: float) -> tuple[np.ndarray, Detections]:
-        """Assign, update matched tracks with their detections; return (unmatched rows, unmatched dets)."""
-        matches, free_tracks, free_dets = linear_assignment(cost, thresh)
+    def _match(self, rows: np.ndarray, dets: Detections, cost_fn, thresh: float) -> tuple[np.ndarray, Detections]:
+        """Assign by ``cost_fn(rows, dets)`` (not computed when either side is empty), update matched tracks with
+        their detections; return (unmatched rows, unmatched dets)."""
+        if not len(rows) or not len(dets):
+            return rows, dets
+        matches, free_tracks, free_dets = linear_assignment(cost_fn(rows, dets), thresh)
         self.pool.update(rows[matches[:, 0]], dets.select(matches[:, 1]), self.frame_id, self.cfg["feature_ema"])
         return rows[free_tracks], dets.select(free_dets)
 
@@ -136,6 +137,8 @@ class JDETracker:
         """A tracked and a lost track on the same spot: keep the one followed longer (ByteTrack)."""
         pool = self.pool
         tracked, lost = pool.rows(TRACKED), pool.rows(LOST)
+        if not len(tracked) or not len(lost):
+            return
         p, q = np.nonzero(iou_distance(pool.xyxy(tracked), pool.xyxy(lost)) < self.cfg["duplicate_thresh"])
         duration = pool.last - pool.start
         pool.set_state(np.where(duration[tracked[p]] > duration[lost[q]], lost[q], tracked[p]), REMOVED)

@@ -23,6 +23,9 @@ class TrackState(IntEnum):
     REMOVED = 3
 
 
+_TRACKED = int(TrackState.TRACKED)
+
+
 @dataclass(eq=False)
 class Track:
     """One track as of the frame it was read (a snapshot)."""
@@ -74,7 +77,7 @@ class TrackPool:
         if not len(self):
             return
         mean = self.mean.copy()
-        mean[np.ix_(self.state != TrackState.TRACKED, self.kf.size_velocity)] = 0.0
+        mean[np.ix_(self.state != _TRACKED, self.kf.size_velocity)] = 0.0
         self.mean, self.cov = self.kf.predict(mean, self.cov)
 
     def update(self, rows: np.ndarray, dets: Detections, frame_id: int, alpha: float) -> None:
@@ -85,7 +88,7 @@ class TrackPool:
         self.mean, self.cov = self.mean.copy(), self.cov.copy()
         self.mean[rows], self.cov[rows] = mean, cov
         self.score, self.last, self.state = self.score.copy(), self.last.copy(), self.state.copy()
-        self.score[rows], self.last[rows], self.state[rows] = dets.scores, frame_id, TrackState.TRACKED
+        self.score[rows], self.last[rows], self.state[rows] = dets.scores, frame_id, _TRACKED
         if dets.embeddings is not None:
             smoothed = alpha * self.feature[rows] + (1 - alpha) * dets.embeddings
             self.feature = self.feature.copy()
