@@ -24,9 +24,9 @@ import yaml
 
 from trackers.jde_tracker import JDETracker
 
-#: a separate folder so boxmot's pins (opencv<5, pandas<3, ...) never touch the main environment
-BOXMOT_DIR = Path("runs/peers/boxmot")
-BOXMOT_INSTALL = (f"pip install --no-deps --target {BOXMOT_DIR} -r trackers/peer_requirements.txt")
+#: a separate folder (under the checkout's runs/) so boxmot's pins (opencv<5, pandas<3) never touch the main env
+BOXMOT_DIR = Path(__file__).resolve().parents[1] / "runs" / "peers" / "boxmot"
+BOXMOT_INSTALL = "pip install --no-deps --target runs/peers/boxmot -r trackers/peer_requirements.txt"
 
 
 def mot_rows(frame: int, ids, tlwh, scores) -> np.ndarray:
@@ -116,8 +116,8 @@ class Ultralytics:
 
 def boxmot_available() -> bool:
     """Import boxmot from the main environment or :data:`BOXMOT_DIR` (appended: our own packages win)."""
-    if BOXMOT_DIR.is_dir() and str(BOXMOT_DIR.resolve()) not in sys.path:
-        sys.path.append(str(BOXMOT_DIR.resolve()))
+    if BOXMOT_DIR.is_dir() and str(BOXMOT_DIR) not in sys.path:
+        sys.path.append(str(BOXMOT_DIR))
     return importlib.util.find_spec("boxmot") is not None
 
 
