@@ -107,10 +107,31 @@ def test_failed_validation_loses_no_training_and_resume_continues(tmp_path):
         trainer.fit()
     state = load_training_state(tmp_path / "run")
     assert state["epoch"] == 0 and state["opt_step"] == 4 and len(state["results"]) == 1
-    assert not any(key.startswith("val/") for key in state["results"][0])
+    assert state["pending_validation"] == 0 and not any(key.startswith("val/") for key in state["results"][0])
     resumed = make_trainer(tmp_path / "run", ScriptedLoss(), validate=validate)
     resumed.load_state_dict(state)
     rows = resumed.fit()
-    assert calls == [0, 1] and [r["epoch"] for r in rows] == [0, 1] and rows[1]["val/IDF1"] == 1.5
+    assert calls == [0, 0, 1] and [r["epoch"] for r in rows] == [0, 1]  # the failed validation ran again first
+    assert rows[0]["val/IDF1"] == 0.5 and rows[1]["val/IDF1"] == 1.5
+    assert load_training_state(tmp_path / "run")["pending_validation"] is None
     for mine, reference in zip(resumed.student.parameters(), straight.student.parameters()):
         torch.testing.assert_close(mine, reference, rtol=0, atol=0)  # the epoch's training was kept exactly
+
+
+def test_failed_validation_of_the_last_epoch_runs_on_resume(tmp_path):
+    """With no epochs left, --resume still runs the validation that failed (else nothing is ever validated)."""
+    calls = []
+
+    def validate(model, epoch):
+        calls.append(epoch)
+        if len(calls) == 1:
+            raise InputError("validation data missing")
+        return {"IDF1": 0.75}
+
+    with pytest.raises(InputError, match="validation data missing"):
+        make_trainer(tmp_path, ScriptedLoss(), validate=validate, epochs=1).fit()
+    resumed = make_trainer(tmp_path, ScriptedLoss(), validate=validate, epochs=1)
+    resumed.load_state_dict(load_training_state(tmp_path))
+    rows = resumed.fit()
+    assert calls == [0, 0] and rows[0]["val/IDF1"] == 0.75 and load_training_state(tmp_path)["best_fitness"] == 0.75
+    assert resumed.opt_step == 4 and "val/IDF1" in (tmp_path / "results.csv").read_text().splitlines()[0]

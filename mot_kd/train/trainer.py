@@ -108,12 +108,14 @@ class Trainer:
                                      round(settings.warmup_epochs * steps_per_epoch), settings.warmup_bias_lr,
                                      settings.warmup_momentum)
         self.start_epoch, self.opt_step, self.best_fitness, self.results = 0, 0, -math.inf, []
+        self.pending_validation: int | None = None  # an epoch whose validation failed: re-run first on resume
         self.weights = self.out / "weights"
 
     # ----------------------------------------------------------------- state
-    def state_dict(self, epoch: int) -> dict:
+    def state_dict(self, epoch: int, pending_validation: bool = False) -> dict:
         return {
             "job": self.job, "epoch": epoch, "opt_step": self.opt_step, "best_fitness": self.best_fitness,
+            "pending_validation": epoch if pending_validation else None,
             "results": self.results,
             "student": self.student.state_dict(), "criterion": self.criterion.state_dict(),
             "kd": self.kd.state_dict() if self.kd is not None else None,
@@ -133,40 +135,48 @@ class Trainer:
             self.ema.ema.load_state_dict(state["ema"])
             self.ema.updates = state["ema_updates"]
         self.start_epoch, self.opt_step = state["epoch"] + 1, state["opt_step"]
+        self.pending_validation = state.get("pending_validation")
         self.best_fitness, self.results = state["best_fitness"], list(state["results"])
         set_rng_state(state["rng"])
 
     # ----------------------------------------------------------------- loop
     def fit(self) -> list[dict]:
+        if self.pending_validation is not None:  # resumed after a failed validation: that epoch's runs first
+            epoch, self.pending_validation = self.pending_validation, None
+            self._end_epoch(epoch, self.results[-1], validate=True)
         for epoch in range(self.start_epoch, self.s.epochs):
             with self._resumable(epoch, "training"):
                 row = {"epoch": epoch, **self.train_epoch(epoch)}
             self.results.append(row)
             last = epoch == self.s.epochs - 1
-            if self.validate is not None and self.dist.is_main and ((epoch + 1) % self.s.val_interval == 0 or last):
-                ckpt.save_training_state(self.weights / "last.pt", self.state_dict(epoch))  # a failing validation
-                model = self.ema.ema if self.ema else self.student  # loses no training: --resume continues
-                with self._resumable(epoch, "validation"):
-                    metrics = self.validate(model, epoch)
-                row.update({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
-                fitness = metrics.get(self.s.val_metric)
-                if fitness is not None and fitness > self.best_fitness:
-                    self.best_fitness = float(fitness)
-                    self._save_student(self.weights / "best.pt", epoch, metrics)
-            if self.dist.is_main:
-                self._save_student(self.weights / "last_student.pt", epoch, {})
-                ckpt.save_training_state(self.weights / "last.pt", self.state_dict(epoch))
-                write_results_csv(self.out / "results.csv", self.results)
-                plot_curves(self.out / "curves.png", self.results)
-                logger.info("epoch {}/{}: {}", epoch + 1, self.s.epochs,
-                            ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
-            self.dist.barrier()
+            self._end_epoch(epoch, row, validate=(epoch + 1) % self.s.val_interval == 0 or last)
         best = self.weights / "best.pt"
         if self.dist.is_main and self.results and not best.exists():
             logger.warning(f"no validation metric {self.s.val_metric!r} was measured: best.pt is the last epoch's "
                            "model")
             self._save_student(best, self.results[-1]["epoch"], {})
         return self.results
+
+    def _end_epoch(self, epoch: int, row: dict, validate: bool) -> None:
+        """Validate (if due) and save. The state written before validation notes it as pending, so a failing
+        validation loses no training and ``--resume`` runs it first."""
+        if self.validate is not None and self.dist.is_main and validate:
+            ckpt.save_training_state(self.weights / "last.pt", self.state_dict(epoch, pending_validation=True))
+            with self._resumable(epoch, "validation"):
+                metrics = self.validate(self.ema.ema if self.ema else self.student, epoch)
+            row.update({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+            fitness = metrics.get(self.s.val_metric)
+            if fitness is not None and fitness > self.best_fitness:
+                self.best_fitness = float(fitness)
+                self._save_student(self.weights / "best.pt", epoch, metrics)
+        if self.dist.is_main:
+            self._save_student(self.weights / "last_student.pt", epoch, {})
+            ckpt.save_training_state(self.weights / "last.pt", self.state_dict(epoch))
+            write_results_csv(self.out / "results.csv", self.results)
+            plot_curves(self.out / "curves.png", self.results)
+            logger.info("epoch {}/{}: {}", epoch + 1, self.s.epochs,
+                        ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+        self.dist.barrier()
 
     @contextmanager
     def _resumable(self, epoch: int, stage: str):
