@@ -123,3 +123,13 @@ def test_remove_gives_the_teacher_back_as_it_was():
     kd.remove()
     assert teacher.training and all(p.requires_grad for p in teacher.parameters())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in teacher.modules())
+
+
+def test_bench_overhead_times_two_students_from_one_teacher_forward(capsys):
+    from mot_kd.kd.bench_overhead import main
+
+    assert main(["--teacher", "yolov5n", "--student", "yolov5n", "yolov5n-ghost", "--size", "64", "64", "--batch",
+                 "2", "--rounds", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "yolov5n step" in out and "yolov5n-ghost step" in out
+    assert float(out.split("t(yolov5n-ghost step) + t(teacher forward)) = ")[-1].split()[0]) > 0

@@ -1,9 +1,11 @@
 """Overhead of KDHooks: t(KD step) / (t(student step) + t(teacher no-grad forward)); goal <= 1.10.
 
 A KD step is student forward + JDE loss + ``kd(images, targets)`` (teacher forward, hooks, adapters, the three
-losses) + backward + optimizer step; the denominator is what any distillation must pay anyway. Timings are
-interleaved (one of each per round) and the median is reported, so load from other processes hits all three
-alike. Usage: ``python -m mot_kd.kd.bench_overhead --teacher yolov5l --student yolov5s --size 320 192``.
+losses) + backward + optimizer step; the denominator is what any distillation must pay anyway. With several
+``--student`` the KD step trains all of them from ONE teacher forward (MultiStudentKD, mutual terms included)
+and the denominator is the sum of their plain steps plus one teacher forward. Timings are interleaved (one of
+each per round) and the median is reported, so load from other processes hits all alike. Usage:
+``python -m mot_kd.kd.bench_overhead --teacher yolov5l --student yolov5s yolov5n --size 320 192``.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import torch
 from loguru import logger
 from tqdm import tqdm
 
-from mot_kd.errors import cli_entry
+from mot_kd.errors import InputError, cli_entry
 from mot_kd.kd.hooks import KDHooks
+from mot_kd.kd.multi import MultiStudentKD
 from mot_kd.models import JDELoss, build_model
 
 
@@ -41,7 +44,8 @@ def _timed(fn) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="yolov5l")
-    parser.add_argument("--student", default="yolov5s")
+    parser.add_argument("--student", nargs="+", default=["yolov5s"],
+                        help="one student (KDHooks) or several (MultiStudentKD: one teacher forward, mutual terms)")
     parser.add_argument("--teacher-id-dim", type=int, default=512)
     parser.add_argument("--student-id-dim", type=int, default=128)
     parser.add_argument("--size", type=int, nargs=2, default=(320, 192), metavar=("W", "H"))
@@ -50,48 +54,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--kd-config", default=None, help="KD config (YAML path or shipped name)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        raise InputError(f"--rounds: expected >= 1, got {args.rounds}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     teacher = build_model(args.teacher, id_dim=args.teacher_id_dim)
-    student = build_model(args.student, id_dim=args.student_id_dim).train()
+    students = [build_model(name, id_dim=args.student_id_dim).train() for name in args.student]
     images, targets = _synthetic_batch(args.batch, *args.size)
-    plain = copy.deepcopy(student)  # the baseline student: no hooks at all
+    plain = [copy.deepcopy(s) for s in students]  # the baseline students: no hooks at all
     num_ids = int(targets[:, 2].max()) + 1
-    kd = KDHooks(teacher, student, args.kd_config)
-    steps = {}
-    for with_kd, model in ((True, student), (False, plain)):
-        criterion = JDELoss(model, num_ids=num_ids)
-        optimizer = torch.optim.SGD(list(model.parameters()) + list(criterion.parameters()), lr=1e-4)
-        if with_kd:
-            optimizer.add_param_group({"params": kd.parameters()})
-        steps[with_kd] = (model, criterion, optimizer)
+    kd = KDHooks(teacher, students[0], args.kd_config) if len(students) == 1 else MultiStudentKD(
+        teacher, students, args.kd_config)
+    hooks = [kd] if len(students) == 1 else list(kd.members)
 
-    def student_step(with_kd: bool) -> None:
-        model, criterion, optimizer = steps[with_kd]
+    def optimised(model, extra=()):
+        criterion = JDELoss(model, num_ids=num_ids)
+        params = list(model.parameters()) + list(criterion.parameters()) + [p for h in extra for p in h.parameters()]
+        return model, criterion, torch.optim.SGD(params, lr=1e-4)
+
+    kd_steps = [optimised(s, [h]) for s, h in zip(students, hooks)]
+    plain_steps = [optimised(p) for p in plain]
+
+    def kd_step() -> None:
+        for _, _, optimizer in kd_steps:
+            optimizer.zero_grad(set_to_none=True)
+        losses = [criterion(model(images), targets)[0] for model, criterion, _ in kd_steps]
+        kd_out = kd(images, targets)
+        kd_losses = [kd_out[0]] if len(students) == 1 else [loss for loss, _ in kd_out]
+        sum(loss + k for loss, k in zip(losses, kd_losses)).backward()
+        for _, _, optimizer in kd_steps:
+            optimizer.step()
+
+    def plain_step(index: int) -> None:
+        model, criterion, optimizer = plain_steps[index]
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = criterion(model(images), targets)
-        if with_kd:
-            loss = loss + kd(images, targets)[0]
-        loss.backward()
+        criterion(model(images), targets)[0].backward()
         optimizer.step()
 
     def teacher_forward() -> None:
         with torch.no_grad():
             teacher(images)
 
-    student_step(True), student_step(False), teacher_forward()  # warm-up
-    times = {"kd": [], "student": [], "teacher": []}
+    kd_step(), teacher_forward(), [plain_step(i) for i in range(len(students))]  # warm-up
+    times = {"kd": [], "teacher": [], **{f"student{i}": [] for i in range(len(students))}}
     for _ in tqdm(range(args.rounds), desc="bench rounds"):
-        times["kd"].append(_timed(lambda: student_step(True)))
-        times["student"].append(_timed(lambda: student_step(False)))
+        times["kd"].append(_timed(kd_step))
+        for i in range(len(students)):
+            times[f"student{i}"].append(_timed(lambda: plain_step(i)))
         times["teacher"].append(_timed(teacher_forward))
     med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["kd"] / (med["student"] + med["teacher"])
-    logger.info(f"{args.teacher}->{args.student} batch {args.batch} {args.size[0]}x{args.size[1]} "
+    alone = [med[f"student{i}"] for i in range(len(students))]
+    ratio = med["kd"] / (sum(alone) + med["teacher"])
+    logger.info(f"{args.teacher}->{'+'.join(args.student)} batch {args.batch} {args.size[0]}x{args.size[1]} "
                 f"{args.threads} threads, median of {args.rounds}")
-    print(f"student step {med['student'] * 1e3:.0f} ms, teacher no-grad forward {med['teacher'] * 1e3:.0f} ms, "
-          f"KD step {med['kd'] * 1e3:.0f} ms")
-    print(f"overhead ratio t(KD step) / (t(student step) + t(teacher forward)) = {ratio:.3f} (goal <= 1.10)")
+    steps = ", ".join(f"{name} step {t * 1e3:.0f} ms" for name, t in zip(args.student, alone))
+    print(f"{steps}, teacher no-grad forward {med['teacher'] * 1e3:.0f} ms, KD step {med['kd'] * 1e3:.0f} ms")
+    plus = " + ".join(f"t({name} step)" for name in args.student)
+    print(f"overhead ratio t(KD step) / ({plus} + t(teacher forward)) = {ratio:.3f} (goal <= 1.10)")
     return 0
 
 

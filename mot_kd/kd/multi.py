@@ -35,7 +35,7 @@ class MultiStudentKD(nn.Module):
     """``kd = MultiStudentKD(teacher, [student_a, student_b], cfg)``; after every student's training forward on
     ``images``, ``kd(images, targets, epoch=None) -> [(loss, parts)]`` gives each student's KD loss (the teacher's
     three losses + its mutual term; parts detached) from one teacher forward. Parameters: every student's
-    adapters (``member_parameters(i)`` those of student ``i``, for per-student optimizers).
+    adapters; ``kd.members[i]`` is student ``i``'s KDHooks (its adapters alone, for a per-student optimizer).
     """
 
     def __init__(self, teacher: nn.Module, students: list[nn.Module], cfg: str | Path | dict | None = None,
@@ -61,10 +61,6 @@ class MultiStudentKD(nn.Module):
         except Exception:
             self.remove()
             raise
-
-    def member_parameters(self, index: int):
-        """Adapter parameters of student ``index`` (for its own optimizer)."""
-        return self.members[index].parameters()
 
     def parameters(self, recurse: bool = True):
         for member in self.members:
