@@ -114,6 +114,19 @@ def test_mot17_root_and_detector_copies(tmp_path):
         find_sequences(train / "MOT17-04-FRCNN", "DPM")
 
 
+def test_base_name_with_detector_all_selects_every_copy(tmp_path):
+    train = tmp_path / "MOT17" / "train"
+    for det in ("DPM", "FRCNN", "SDP"):
+        write_sequence(train, f"MOT17-02-{det}", walking_gt(4), frames=4)
+    write_sequence(train, "MOT17-04-FRCNN", walking_gt(4), frames=4)
+    everything = find_sequences(tmp_path / "MOT17", "all")
+    assert [s.name for s in select_sequences(everything, ["MOT17-02"])] == [
+        "MOT17-02-DPM", "MOT17-02-FRCNN", "MOT17-02-SDP"]
+    assert [s.name for s in select_sequences(everything, ["MOT17-02-SDP", "MOT17-02", "MOT17-04"])] == [
+        "MOT17-02-DPM", "MOT17-02-FRCNN", "MOT17-02-SDP", "MOT17-04-FRCNN"]  # each once, in data-root order
+    assert [s.name for s in select_sequences(find_sequences(tmp_path / "MOT17", "SDP"), ["MOT17-02"])] == [
+        "MOT17-02-SDP"]
+
 def test_jde_labels_reading_and_offsets(tmp_path):
     list_a = write_jde_set(tmp_path, "a", [[(0, 0, 0.5, 0.5, 0.2, 0.4), (0, 3, 0.2, 0.3, 0.1, 0.2)],
                                            [(0, -1, 0.7, 0.5, 0.1, 0.3)]])

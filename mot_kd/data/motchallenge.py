@@ -211,19 +211,21 @@ def _check_column(path: Path, bad: np.ndarray, data: np.ndarray, message: str) -
 def select_sequences(sequences: list[Sequence], names: list[str] | None) -> list[Sequence]:
     """Keep the sequences named in ``names`` (full name like MOT17-02-FRCNN or base name MOT17-02).
 
-    ``None`` keeps all. An unknown name raises InputError listing the available ones.
+    A base name keeps every detector copy of it in ``sequences`` (all three with detector 'all'; one after a
+    detector filter or :func:`unique_by_gt`). ``None`` keeps all. An unknown name raises InputError listing the
+    available ones.
     """
     if names is None:
         return list(sequences)
-    by_name = {}
+    by_name: dict[str, set[str]] = {}
     for seq in sequences:
-        by_name.setdefault(seq.name, seq)
-        by_name.setdefault(_base_name(seq.name), seq)
+        by_name.setdefault(seq.name, set()).add(seq.name)
+        by_name.setdefault(_base_name(seq.name), set()).add(seq.name)
     for name in names:
         if name not in by_name:
             hint = did_you_mean(name, [seq.name for seq in sequences], "available", always_list=True)
             raise InputError(f"unknown sequence '{name}'{hint}")
-    chosen = {by_name[name].name: by_name[name] for name in names}
+    chosen = set().union(*(by_name[name] for name in names))
     return [seq for seq in sequences if seq.name in chosen]
 
 
