@@ -115,3 +115,27 @@ def test_keys_in_the_wrong_place_or_misspelt(tmp_path, capsys, data):
     data.write_text(yaml.safe_dump({"root": str(tmp_path / "root"), "train": {"seqs": ["S3"]}, "val": None}))
     assert error_line(capsys, *base) == f"error: {data}: train: unknown sequence 'S3'; available: S1, S2"
     assert not (tmp_path / "run").exists()
+
+
+def test_weights_checkpoint_is_read_once(tmp_path, data, monkeypatch):
+    """--weights of mot-kd's own format: checked up front and loaded with one torch.load (was three)."""
+    from mot_kd.models import build_model, save_checkpoint
+    from mot_kd.models.pretrained import checkpoint_kind
+    from mot_kd.train.cli import initial_model, job_from_args, parse_args
+
+    torch.manual_seed(0)
+    saved = build_model("yolov5n", id_dim=16)
+    path = save_checkpoint(saved, tmp_path / "best.pt")
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    job = job_from_args(parse_args(["--model", "yolov5n", "--weights", str(path), "--data", str(data), "--out",
+                                    str(tmp_path / "run"), "--set", "id_dim=16"]))
+    model = initial_model(job)
+    assert loads == [path] and torch.equal(model.head.detect.cv2[0][0].conv.weight,
+                                           saved.head.detect.cv2[0][0].conv.weight)
+    foreign = foreign_files(tmp_path)
+    assert checkpoint_kind(path) == "mot-kd" and loads == [path]  # told apart without unpickling
+    for kind in ("dict", "state"):  # tensors and builtins, but not our format: the reader's own error
+        with pytest.raises(InputError, match="not a mot-kd checkpoint|a training state"):
+            checkpoint_kind(foreign[kind])

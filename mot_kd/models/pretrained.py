@@ -15,7 +15,9 @@ other code; only files the user names are read, and nothing is ever downloaded.
 from __future__ import annotations
 
 import os
+import pickletools
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from loguru import logger
 from torch import nn
 
 from mot_kd.errors import InputError
-from mot_kd.models.checkpoint import read_checkpoint
+from mot_kd.models.checkpoint import FORMAT, read_checkpoint
 from mot_kd.models.jde_model import JDEModel
 from mot_kd.models.yolo_backbone import resolve_model_cfg
 
@@ -46,8 +48,10 @@ class UltralyticsCheckpoint:
 def checkpoint_kind(path: str | os.PathLike) -> str:
     """``"mot-kd"`` or ``"ultralytics"`` for a ``--weights`` file, else a one-line InputError saying what it is.
 
-    An ultralytics file is recognised by the classes it pickles, read statically (nothing is unpickled); any
-    other file is left to mot-kd's own checkpoint reader, whose errors say what else it is.
+    Both kinds are recognised statically from the archive's pickle (nothing is unpickled, so the one real read
+    is the load that follows): an ultralytics file by the classes it pickles, a mot-kd one by a pickle of
+    tensors and builtins holding our format string and keys (:func:`read_checkpoint` validates it when it is
+    loaded). Any other file goes to mot-kd's own checkpoint reader, whose errors say what else it is.
     """
     path = Path(path)
     if not path.is_file():
@@ -55,17 +59,33 @@ def checkpoint_kind(path: str | os.PathLike) -> str:
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except (ValueError, RuntimeError):  # not a torch.save zip archive: read_checkpoint says so
-        names = []
-    if any(n.startswith("ultralytics.") for n in names):
+        names = None
+    if any(n.startswith("ultralytics.") for n in names or []):
         return "ultralytics"
-    if any(n.startswith("models.") for n in names):
+    if any(n.startswith("models.") for n in names or []):
         raise InputError(f"{path}: an original YOLOv5 (github.com/ultralytics/yolov5, anchor-based) checkpoint; use "
                          "the anchor-free ultralytics release of the same model, e.g. yolov5su.pt")
+    if names == [] and _MOT_KD_STRINGS <= _pickled_strings(path):
+        return "mot-kd"
     try:
         read_checkpoint(path)
     except InputError as exc:
         raise InputError(f"{exc} (or an ultralytics detection checkpoint such as yolov5su.pt)") from None
     return "mot-kd"
+
+
+_MOT_KD_STRINGS = {FORMAT, "format", "arch", "state_dict", "num_ids", "names", "meta"}
+
+
+def _pickled_strings(path: Path) -> set[str]:
+    """The string constants of a torch.save archive's pickle, read with pickletools (nothing is executed)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pkl = next((n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")), None)
+            data = archive.read(pkl) if pkl else b""
+        return {arg for op, arg, _ in pickletools.genops(data) if isinstance(arg, str) and "UNICODE" in op.name}
+    except (zipfile.BadZipFile, ValueError, OSError):  # unreadable: the full reader gives the error
+        return set()
 
 
 def _restricted_load(path: Path):

@@ -78,7 +78,7 @@ def job_from_args(args: argparse.Namespace) -> dict:
     if args.teacher_weights and not distil:
         raise InputError("--teacher-weights needs --teacher")
     if args.weights:
-        checkpoint_kind(args.weights)  # reads a mot-kd checkpoint; an ultralytics .pt is matched when loaded
+        checkpoint_kind(args.weights)  # mot-kd or ultralytics, told apart without unpickling; loaded once later
     out = Path(args.out)
     if (out / "weights" / "last.pt").exists() and not args.exist_ok:
         raise InputError(f"--out {out}: holds a previous run; use --resume {out} to continue or --exist-ok to overwrite")
