@@ -80,3 +80,18 @@ def test_kd_targets_check_points_to_the_converter():
         check_targets(torch.zeros(2, 3, 6), 2)
     with pytest.raises(InputError, match=r"from_fairmot\(batch\)"):
         check_targets({"hm": torch.zeros(1)}, 2)
+
+
+def test_jde_empty_batch_gives_no_rows():
+    rows = from_jde(torch.zeros(0, 4, 6), torch.zeros(0, 1))
+    assert rows.shape == (0, 7) and rows.dtype == torch.float32
+
+
+def test_fairmot_non_integer_ind_is_an_error():
+    batch = fairmot_batch(ours(), 2, 24, 40, ltrb=True)
+    batch["ind"] = batch["ind"].float() + 0.5  # .long() would silently move every centre by half a cell
+    with pytest.raises(InputError, match=r"^from_fairmot: ind must be an integer tensor \(y \* W \+ x cell indices\), "
+                                         r"got torch.float32; expected FairMOT batch dict"):
+        from_fairmot(batch)
+    batch["ind"] = batch["ind"].int()  # int32 is fine
+    assert torch.allclose(from_fairmot(batch), ours(), atol=1e-5)

@@ -53,6 +53,8 @@ def from_jde(targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     if not isinstance(lengths, torch.Tensor) or lengths.numel() != targets.shape[0]:
         raise InputError(f"from_jde: expected {JDE}, got lengths {_describe(lengths)} for {targets.shape[0]} images")
     lengths = lengths.detach().reshape(-1)
+    if not len(lengths):  # an empty batch has no objects (min/max of nothing would raise)
+        return targets.new_zeros((0, 7), dtype=torch.float32)
     if not torch.equal(lengths, lengths.round()) or lengths.min() < 0 or lengths.max() > targets.shape[1]:
         raise InputError(f"from_jde: lengths must be integers in [0, {targets.shape[1]}]; expected {JDE}")
     keep = torch.arange(targets.shape[1], device=targets.device)[None] < lengths[:, None].to(targets.device)
@@ -80,6 +82,9 @@ def from_fairmot(batch: dict) -> torch.Tensor:
             or wh.shape[2] not in (2, 4) or reg.shape != (b, k, 2) or mask.shape != (b, k) or ids.shape != (b, k)):
         shapes = ", ".join(f"{n} {tuple(batch[n].shape)}" for n in keys)
         raise InputError(f"from_fairmot: expected a {FAIRMOT}; got {shapes}")
+    if ind.dtype.is_floating_point or ind.dtype.is_complex or ind.dtype == torch.bool:  # .long() would truncate
+        raise InputError(f"from_fairmot: ind must be an integer tensor (y * W + x cell indices), got {ind.dtype}; "
+                         f"expected {FAIRMOT}")
     height, width = hm.shape[2:]
     keep = mask > 0
     cell = ind[keep].long()
