@@ -9,8 +9,8 @@ import pytest
 from mot_kd.errors import InputError
 from trackers import load_tracker_config
 from trackers.bench_peers import bench_dataset, main, tracker_factories, verdict
-from trackers.peer_data import (DetSequence, crowd_sequence, load_cache, split_by_frame, tud_sequences,
-                                write_cache)
+from trackers.peer_data import (DetSequence, crowd_sequence, load_cache, make_model_cache, split_by_frame,
+                                tud_sequences, write_cache)
 from trackers.peers import Boxmot, PeerBoxes, Ultralytics, boxmot_available, boxmot_input, mot_rows, peer_output_rows
 
 
@@ -71,6 +71,31 @@ def test_cache_round_trip_and_errors(tmp_path):
     np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "x"})))
     with pytest.raises(InputError, match="other.npz: not a peer-detection cache"):
         load_cache(tmp_path / "other.npz")
+
+
+def test_model_cache_from_a_checkpoint_on_a_tiny_synthetic_set(tmp_path):
+    """--weights path: an (untrained) yolov5n at 128x96 over the val half of 2 generated sequences."""
+    import torch
+    import yaml
+
+    from mot_kd.data.synthetic import generate_dataset
+    from mot_kd.models import build_model, save_checkpoint
+
+    generate_dataset(tmp_path / "seqs", seqs=2, frames=8, width=192, height=128, seed=3, progress=False)
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump({"root": str(tmp_path / "seqs"), "detector": "all", "train": {"split": "train_half"},
+                                    "val": {"split": "val_half"}}))
+    torch.manual_seed(0)
+    weights = save_checkpoint(build_model("yolov5n", id_dim=8).eval(), tmp_path / "m.pt", meta={"imgsz": [128, 96]})
+    cache = tmp_path / "dets.npz"
+    make_model_cache(weights, cache, str(data), conf=0.0001)
+    seqs, meta = load_cache(cache)
+    assert [s.name for s in seqs] == ["SYN-01", "SYN-02"] and meta["split"] == "val_half" and meta["imgsz"] == [128, 96]
+    assert all(s.first == 6 and s.num_frames == 3 and len(s.gt) and (s.gt[:, 0] >= 6).all() for s in seqs)
+    dims = {e.shape[1] for s in seqs for _, _, e in s.frames if e is not None}
+    assert dims == {8}  # (N, 8) float32 unit embeddings, also for frames without boxes
+    boxes = np.concatenate([b for s in seqs for b, _, _ in s.frames])
+    assert len(boxes) and (boxes[:, 2:] >= boxes[:, :2]).all()
 
 
 def test_tud_published_boxes_become_unit_score_detections(tmp_path):
