@@ -167,6 +167,7 @@ def test_boxmot_adapters_track_two_walkers(kind):
     (["--tracker", "nonexistent", "--datasets", "tud"], "nonexistent"),
     (["--thresholds", "mine"], "--thresholds: expected own, ours"),
     (["--repeat", "0"], "--repeat: must be at least 1"),
+    (["--datasets", "synthetic", "--cache", "nowhere/dets.npz"], "nowhere/dets.npz: no detection cache"),
 ])
 def test_cli_rejects_bad_arguments(argv, message, capsys):
     assert main(argv) == 2

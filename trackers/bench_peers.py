@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             title = (f"synthetic {meta['split']} ({len(seqs)} sequences, {sum(s.num_frames for s in seqs)} frames), "
                      f"{Path(meta['weights']).name} detections + embeddings, MOT17")
             tables.append(format_table(title, rows) + "\n\n" + verdict(rows))
+        elif datasets == ["synthetic"]:
+            raise InputError(f"{args.cache}: no detection cache (build it with --weights CKPT; see --help)")
         else:
             logger.warning(f"{args.cache}: no detection cache, synthetic skipped (build it with --weights CKPT; "
                            "see python -m trackers.bench_peers --help)")
