@@ -4,8 +4,9 @@ Datasets (``trackers.peer_data``): ``tud`` (published TUD boxes from the motmetr
 everyone, MOT15 protocol), ``synthetic`` (a trained model's detections + embeddings on the synthetic val
 half, cached in ``--cache``; MOT17 protocol) and ``crowd`` (bench_speed's generated 50-detection crowd with
 its true boxes as gt: speed at MOT17 density). Every tracker sees the same arrays and is scored by our
-TrackEval-exact evaluator; ms/frame times the tracker's update call alone (adapters excluded), all under
-one BLAS thread so the comparison is about the trackers, not thread contention. Peers that are not
+TrackEval-exact evaluator; ms/frame is the CPU time of the tracker's update call alone (``time.thread_time``,
+adapters excluded), all under one BLAS thread: no helper threads go uncounted, and other processes on a
+shared machine do not inflate it as they do wall time. Peers that are not
 installed are skipped with the command that installs them. This is a benchmark script, a composition root:
 it imports ``eval`` to score the trackers.
 
@@ -62,14 +63,14 @@ def tracker_factories(ours: dict[str, dict], peer_cfg: dict, thresholds: tuple[s
 
 
 def run_tracker(make, seq: DetSequence, appearance: bool) -> tuple[np.ndarray, float, str]:
-    """Track one sequence; return (MOT rows with original frame numbers, seconds in update, tracker name)."""
+    """Track one sequence; return (MOT rows with original frame numbers, CPU seconds in update, tracker name)."""
     tracker = make(seq.frame_rate, appearance)
     chunks, seconds = [], 0.0
     with BlasLimit(1).limit():
         for i, (xyxy, scores, emb) in enumerate(seq.frames):
-            start = time.perf_counter()
+            start = time.thread_time()
             output = tracker.update(xyxy, scores, emb if appearance else None)
-            seconds += time.perf_counter() - start
+            seconds += time.thread_time() - start
             chunks.append(tracker.rows(seq.first + i, output))
     return np.concatenate(chunks) if chunks else np.zeros((0, 10)), seconds, tracker.name
 
@@ -102,7 +103,7 @@ def bench_dataset(seqs: list[DetSequence], benchmark: str, appearance: bool, fac
 
 
 def format_table(title: str, rows: list[dict]) -> str:
-    lines = [f"### {title}", "", "| tracker | thresholds | IDF1 | HOTA | MOTA | IDSW | IDs | FP | FN | ms/frame |",
+    lines = [f"### {title}", "", "| tracker | thresholds | IDF1 | HOTA | MOTA | IDSW | IDs | FP | FN | CPU ms/frame |",
              "|" + " --- |" * 10]
     for r in rows:
         lines.append(f"| {r['tracker']} | {r['thresholds']} | {100 * r['IDF1']:.1f} | {100 * r['HOTA']:.1f} | "
