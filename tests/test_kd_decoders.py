@@ -257,6 +257,21 @@ def test_identical_student_gives_zero_and_gradients_reach_the_student_head(name)
         assert all(b[-1].weight.grad.abs().sum() > 0 for b in student.branches[group]), group
 
 
+@pytest.mark.parametrize("name", ["yolo_anchor yolov5 (CSTrack)", "yolo_anchor delta+softmax2 (JDE)"])
+def test_bench_heads_are_the_presets_with_few_confident_points(name):
+    """The bench's anchor heads use the shipped presets' head sections, and their initial biases make few points
+    confident (for JDE only the foreground logit is lowered: lowering both would leave every score at 0.5)."""
+    from mot_kd.kd.bench_decoders import CASES, INPUT, TinyHead, head_config
+    preset, channels, strides = CASES[name]
+    cfg = head_config(preset)
+    assert cfg == load_kd_config(preset)["head"]
+    g = torch.Generator().manual_seed(0)
+    features = [torch.randn(2, 8, INPUT[0] // s, INPUT[1] // s, generator=g) for s in strides]
+    with torch.no_grad():
+        scores = build_decoder(cfg).decode(TinyHead(channels, cfg, 8, g)(features),
+                                           {"pred": [f"pred{i}" for i in range(3)]}, INPUT).scores
+    assert scores.median() < 0.15 and (scores > 0.5).float().mean() < 0.1
+
 def test_mismatched_teacher_and_student_decodings_are_an_error():
     small = Decoded(torch.zeros(1, 4, 1), torch.zeros(1, 4, 1), torch.zeros(1, 4, 4))
     big = Decoded(torch.zeros(1, 5, 1), torch.zeros(1, 5, 1), torch.zeros(1, 5, 4))

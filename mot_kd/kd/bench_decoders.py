@@ -21,28 +21,26 @@ from ultralytics.utils.metrics import bbox_iou
 from mot_kd.errors import InputError, cli_entry
 from mot_kd.kd.decoders import Decoded, build_decoder, check_head
 from mot_kd.kd.losses.pred_diff import pred_diff_loss
+from mot_kd.kd.settings import load_kd_config
 
 INPUT = (64, 96)
 STRIDES = (8, 16, 32)
-ANCHORS_V5 = [[8, 24, 11, 34, 16, 48], [32, 96, 45, 135, 64, 192], [128, 384, 180, 540, 256, 640]]
-ANCHORS_JDE = [[6, 16, 8, 23, 11, 32, 16, 45], [21, 64, 30, 90, 43, 128, 60, 180],
-               [85, 255, 120, 360, 170, 420, 340, 320]]
-# name -> head config, tap channels per group and level, strides, bias of the score channels
+# name -> head (the family's keys, or a shipped KD preset whose head section is used: its anchors, box, conf),
+# tap channels per group and level, strides
 CASES = {
     "ultralytics (DFL, ours)": ({"family": "ultralytics", "reg_max": 8},
                                 {"box": [32] * 3, "cls": [1] * 3}, STRIDES),
-    "yolo_anchor yolov5 (CSTrack)": ({"family": "yolo_anchor", "anchors": ANCHORS_V5, "box": "yolov5"},
-                                     {"pred": [18] * 3}, STRIDES),
-    "yolo_anchor delta+softmax2 (JDE)": ({"family": "yolo_anchor", "anchors": ANCHORS_JDE, "box": "delta",
-                                          "conf": "softmax2"}, {"pred": [24] * 3}, STRIDES),
-    "centernet ltrb (FairMOT)": ({"family": "centernet", "wh": "ltrb"},
-                                 {"cls": [1], "box": [4], "offset": [2]}, (4,)),
+    "yolo_anchor yolov5 (CSTrack)": ("cstrack", {"pred": [18] * 3}, STRIDES),
+    "yolo_anchor delta+softmax2 (JDE)": ("jde", {"pred": [24] * 3}, STRIDES),
+    "centernet ltrb (FairMOT)": ("fairmot", {"cls": [1], "box": [4], "offset": [2]}, (4,)),
 }
 KEYS = ("nc", "reg_max", "anchors", "box", "conf", "wh")
 
 
-def head_config(keys: dict) -> dict:
-    """A full, validated head section from the family's keys (the others null, nc 1)."""
+def head_config(keys: dict | str) -> dict:
+    """A full, validated head section: a shipped preset's, or from the family's keys (the others null, nc 1)."""
+    if isinstance(keys, str):
+        return load_kd_config(keys)["head"]
     return check_head({**dict.fromkeys(KEYS), "nc": 1, **keys}, "head")
 
 
@@ -68,8 +66,9 @@ class TinyHead(nn.Module):
 
 
 def _init_bias(bias: torch.Tensor, group: str, head: dict) -> None:
-    if head["family"] == "yolo_anchor":
-        bias.view(len(head["anchors"][0]) // 2, -1)[:, 4:] -= 3.0  # objectness / confidence logits per anchor
+    if head["family"] == "yolo_anchor":  # per anchor: objectness + class logits, or JDE's foreground logit only
+        scores = slice(5, 6) if head["conf"] == "softmax2" else slice(4, None)  # (lowering both leaves p = 0.5)
+        bias.view(len(head["anchors"][0]) // 2, -1)[:, scores] -= 3.0
     elif group == "cls":
         bias -= 2.5  # class / heatmap logits
     elif head["family"] == "centernet" and group == "box":
