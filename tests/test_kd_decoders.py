@@ -146,6 +146,21 @@ def test_centernet_decodes_fairmot_boxes_in_input_pixels(wh, values, expected):
     assert out.raw.shape == (1, 96, len(values) + 2) and out.bins is None
 
 
+def test_centernet_l1_reads_wh_as_relative_error_at_any_size():
+    """The L1 term sees log-scaled wh: a 10% larger student box costs about 4 * log(1.1) at 4 or 40 cells (raw
+    cells would cost 4 * 0.1 * size, 16 at 40 cells, drowning pred-diff's KL and IoU terms); the offset is raw."""
+    decoder = build_decoder(head(family="centernet", wh="ltrb"))
+    names = {"cls": ["hm"], "box": ["wh"], "offset": ["reg"]}
+
+    def raw(side: float, off: float) -> torch.Tensor:
+        hm, wh, offset = torch.zeros(1, 1, 8, 12), torch.full((1, 4, 8, 12), side), torch.full((1, 2, 8, 12), off)
+        return decoder.decode({"cls": [hm], "box": [wh], "offset": [offset]}, names, (32, 48)).raw[0, 0]
+
+    for size in (4.0, 40.0, 400.0):
+        l1 = (raw(1.1 * size, 0.5) - raw(size, 0.5)).abs().sum().item()
+        assert 0.75 * 4 * math.log(1.1) < l1 < 4 * math.log(1.1)
+    assert raw(-2.0, 0.25).tolist() == pytest.approx([-math.log(3.0)] * 4 + [0.25, 0.25])  # sign kept: pulls up
+
 # ---------------------------------------------------------------- the silent traps are errors now
 def test_a_cstrack_head_under_the_dfl_family_names_yolo_anchor_not_reg_max():
     decoder = build_decoder(head(reg_max=16))

@@ -21,7 +21,7 @@ class Decoded:
     with several classes, class logits; JDE: the 2-way softmax as one logit). ``scores`` (B, A, K): detection
     score per class in [0, 1] (confidence and class difference of the point weights). ``boxes`` (B, A, 4):
     xyxy in input pixels. ``bins`` (B, A, 4, R): DFL box logits, only for heads that have them. ``raw``
-    (B, A, k): raw regression values distilled by L1 (CenterNet wh and offset), else None.
+    (B, A, k): regression values distilled by L1 (CenterNet: log-scaled wh and offset), else None.
     """
 
     logits: torch.Tensor

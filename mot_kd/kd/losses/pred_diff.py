@@ -10,8 +10,8 @@ student) gets
 * box terms  l_iou(a) = 1 - CIoU(decoded student box, decoded teacher box) in every family, plus
   (0 where the teacher's box is empty: a CenterNet side distance <= 0) and
   l_dfl(a) = T_b^2 * sum_sides KL(softmax(t_side / T_b) || softmax(s_side / T_b)) over DFL bins where the
-  head has them and l_l1(a) = sum |s_raw - t_raw| on raw regression values where the decoder gives them
-  (CenterNet wh and offset);
+  head has them and l_l1(a) = sum |s_raw - t_raw| on regression values where the decoder gives them
+  (CenterNet: wh log-scaled, so about its relative error, and the offset in cells);
 * a weight from several disagreement dimensions, detached:
   w(a) = w_conf * conf_t(a) + w_cls * max_k |score_s,k - score_t,k| + w_box * conf_t(a) * (1 - IoU(a))
   with conf_t = max_k score_t,k (teacher confidence marks valuable points; score and box differences mark
