@@ -110,3 +110,21 @@ def test_bad_multi_student_input_is_a_one_line_error(setup, tmp_path, extra, stu
     with pytest.raises(InputError, match=message) as err:
         train_main(args)
     assert "\n" not in str(err.value) and not (tmp_path / "x").exists()
+
+
+def test_two_students_under_ddp_with_gloo_on_two_processes(setup, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    args = run_args(setup, out)
+    args[args.index("--epochs") + 1] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541", "-m",
+           "mot_kd.train", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = torch.load(out / "weights" / "last.pt", weights_only=True)
+    assert state["epoch"] == 0 and state["opt_step"] > 0 and [s["name"] for s in state["students"]] == STUDENTS
+    assert all((out / name / "weights" / "best.pt").is_file() for name in STUDENTS)
