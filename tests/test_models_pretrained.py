@@ -228,3 +228,17 @@ def test_initial_model_tells_the_weights_kinds_apart(v5n, tmp_path):
     for model in (again, coco):
         assert model.arch["cfg"]["legacy_cls_width"] == 80
         assert torch.equal(model.backbone.layers[0].conv.weight, ours.backbone.layers[0].conv.weight)
+
+
+def test_ultralytics_private_safe_load_still_exists():
+    """_restricted_load uses ultralytics' private allow-list (``ultralytics.nn.tasks._SafeLoad.loading``): an
+    ultralytics release without it must fail here, naming the pin, not as a bare ImportError in read_ultralytics."""
+    import ultralytics
+    from ultralytics.nn import tasks
+
+    pin = next(line.strip() for line in open(os.path.join(os.path.dirname(__file__), "..", "constraints.txt"))
+               if line.startswith("ultralytics=="))
+    assert callable(getattr(getattr(tasks, "_SafeLoad", None), "loading", None)), (
+        f"ultralytics {ultralytics.__version__} has no ultralytics.nn.tasks._SafeLoad.loading, which "
+        f"mot_kd.models.pretrained._restricted_load needs: install the pinned {pin} (constraints.txt), or port "
+        "_restricted_load to the new release's restricted checkpoint loading")
