@@ -23,12 +23,18 @@ from mot_kd.models.predict import check_imgsz
 @torch.no_grad()
 def interleaved_times(names: list[str], imgsz: tuple[int, int], batch: int, rounds: int, device: str,
                       id_dim: int = 512) -> dict[str, list[float]]:
-    """Seconds per forward for each model, one forward of each per round (after one warm-up each)."""
+    """Seconds per forward for each named model (see :func:`time_models`)."""
     models = {name: build_model(name, id_dim=id_dim).to(device).eval() for name in names}
-    x = torch.rand(batch, 3, imgsz[1], imgsz[0], device=device)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:
-        models[name](x)
+    return time_models(models, torch.rand(batch, 3, imgsz[1], imgsz[0], device=device), rounds, device)
+
+
+@torch.no_grad()
+def time_models(models: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int,
+                device: str) -> dict[str, list[float]]:
+    """Seconds per forward of ``x`` for each (eval-mode) model, interleaved round by round, one warm-up each."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for model in models.values():
+        model(x)
     for _ in tqdm(range(rounds), desc="rounds"):
         for name, model in models.items():
             if device.startswith("cuda"):

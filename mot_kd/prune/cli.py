@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--w", type=float, default=0.5, help="seed importance: initial weight of the BN-scale term")
     p.add_argument("--w-step", type=float, default=0.25, help="seed importance: w moves by this much per step")
     p.add_argument("--calib-batches", type=int, default=4, help="training batches for the independence statistics")
+    p.add_argument("--round-to", type=int, help="keep pruned channel counts multiples of this (e.g. 8)")
     p.add_argument("--sparsity-epochs", type=int, default=0, help="epochs of L1-on-BN-scale training before pruning")
     p.add_argument("--sparsity", type=float, default=1e-3, help="strength of the L1 penalty on BN scales")
     p.add_argument("--epochs", type=int, default=1, help="fine-tune epochs after each intermediate step")
@@ -53,6 +54,8 @@ def job_from_args(args: argparse.Namespace) -> PruneJob:
     for flag in ("steps", "epochs", "kd_epochs", "calib_batches"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')}: must be >= 1, got {getattr(args, flag)}")
+    if args.round_to is not None and args.round_to < 1:
+        raise InputError(f"--round-to: must be >= 1, got {args.round_to}")
     if args.sparsity_epochs < 0 or args.sparsity < 0:
         raise InputError("--sparsity-epochs and --sparsity: must be >= 0")
     if not 0.0 <= args.w <= 1.0 or not 0.0 < args.w_step <= 1.0:
@@ -70,7 +73,8 @@ def job_from_args(args: argparse.Namespace) -> PruneJob:
     return PruneJob(weights=Path(args.weights).resolve(), data=data, target=args.target_flops, out=out,
                     settings=settings, steps=args.steps, importance=args.importance, w=args.w, w_step=args.w_step,
                     sparsity_epochs=args.sparsity_epochs, sparsity=args.sparsity, epochs=args.epochs,
-                    kd_epochs=args.kd_epochs, kd=kd, calib_batches=args.calib_batches, device=args.device)
+                    kd_epochs=args.kd_epochs, kd=kd, calib_batches=args.calib_batches, round_to=args.round_to,
+                    device=args.device)
 
 
 def main(argv: list[str] | None = None) -> int:

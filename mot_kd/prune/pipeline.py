@@ -33,7 +33,7 @@ from mot_kd.utils.io import atomic_dir, atomic_write_text
 
 @dataclass(frozen=True)
 class PruneJob:
-    weights: Path  # the unpruned mot-kd checkpoint (also the KD teacher)
+    weights: Path  # the mot-kd checkpoint to prune (also the KD teacher unless ``teacher`` is given)
     data: str  # data config path
     target: float  # fraction of the original GFLOPs to keep, in (0, 1)
     out: Path
@@ -48,6 +48,8 @@ class PruneJob:
     kd_epochs: int = 2  # the last fine-tune (with and without KD)
     kd: str | None = None  # KD config path
     calib_batches: int = 4
+    teacher: Path | None = None  # the unpruned model, when ``weights`` is already a sparsity-trained copy of it
+    round_to: int | None = None  # keep channel counts multiples of this
     device: str = "cpu"
 
 
@@ -86,15 +88,15 @@ def run_prune(job: PruneJob) -> list[dict]:
             if k < job.steps:
                 current = tune(current, tmp / f"step{k}" / "finetune", job.epochs)
         plain = tune(current, tmp / "final_no_kd", job.kd_epochs)
-        distilled = tune(current, tmp / "final_kd", job.kd_epochs, teacher=job.weights, kd=job.kd)
+        distilled = tune(current, tmp / "final_kd", job.kd_epochs, teacher=job.teacher or job.weights, kd=job.kd)
         shutil.copyfile(plain, tmp / "pruned_no_kd.pt")
         shutil.copyfile(distilled, tmp / "pruned.pt")
         rows = [{**summary_row(label, path, imgsz, device, validate), "path": str(shown)}
-                for label, path, shown in (("original", job.weights, job.weights),
+                for label, path, shown in (("original", job.teacher or job.weights, job.teacher or job.weights),
                                            ("pruned, no KD", plain, job.out / "pruned_no_kd.pt"),
                                            ("pruned + KD", distilled, job.out / "pruned.pt"))]
         atomic_write_text(tmp / "summary.json", json.dumps({"job": {**asdict(job), "weights": str(job.weights),
-                                                                    "out": str(job.out)},
+                                                                    "teacher": str(job.teacher), "out": str(job.out)},
                                                             "steps": log, "models": rows}, indent=2))
         atomic_write_text(tmp / "summary.md", summary_markdown(rows, log, imgsz, device))
     return rows
@@ -112,13 +114,16 @@ def prune_step(model: JDEModel, goal: float, imgsz: tuple[int, int], job: PruneJ
                w: float, validate, what: str) -> tuple[JDEModel, float, dict]:
     """Prune ``model`` to ``goal`` GFLOPs; with the seed importance, also pick the next ``w``."""
     if job.importance != "seed":
-        pruned, ratio = prune_to_gflops(model, importance_for(job.importance), goal, imgsz, what)
+        pruned, ratio = prune_to_gflops(model, importance_for(job.importance), goal, imgsz, what,
+                                        round_to=job.round_to)
         return pruned, w, {"ratio": ratio, "gflops": gflops(pruned, imgsz)}
     calibration = Calibration.measure(model, batches)
     moves = sorted({min(max(w + d, 0.0), 1.0) for d in (-job.w_step, job.w_step)} - {w}) if validate else []
     choices = [w, *moves]  # the current w first: it wins ties, so w only moves when fitness says so
-    pruned, ratio = prune_to_gflops(model, importance_for("seed", calibration, w), goal, imgsz, what)
-    candidates = [pruned] + [pruned_copy(model, importance_for("seed", calibration, c), ratio, imgsz) for c in moves]
+    pruned, ratio = prune_to_gflops(model, importance_for("seed", calibration, w), goal, imgsz, what,
+                                    round_to=job.round_to)
+    candidates = [pruned] + [pruned_copy(model, importance_for("seed", calibration, c), ratio, imgsz, job.round_to)
+                             for c in moves]
     fitness = [validate(c, 0).get(job.settings["val_metric"], 0.0) for c in candidates] if validate else [None]
     best = max(range(len(choices)), key=lambda i: (fitness[i] or 0.0, -i))
     row = {"ratio": ratio, "gflops": gflops(candidates[best], imgsz), "w": choices[best],
