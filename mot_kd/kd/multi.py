@@ -63,8 +63,9 @@ class MultiStudentKD(nn.Module):
             raise
 
     def parameters(self, recurse: bool = True):
+        """Every student's adapters (each KDHooks then warns about adapters created later, as on its own)."""
         for member in self.members:
-            member.connectors.handed_out = True
+            member.parameters()
         return super().parameters(recurse)
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor,
