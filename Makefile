@@ -18,7 +18,18 @@ $(STAMP): setup.py constraints.txt
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# Upstream YOLOv5 (PyPI `yolov5`) for tests/test_kd_yolov5_pypi.py, in a folder beside the env: it installs only
+# with --no-deps and setuptools<81 (pkg_resources), which setup.py extras cannot express; the test appends the
+# folder to sys.path of a child process, so the env's own packages (thop from ultralytics-thop) win.
+YOLOV5_PKGS := $(VENV)/yolov5-pkgs
+YOLOV5_PINS := yolov5==7.0.14 setuptools==80.10.2 seaborn==0.13.2 gitpython==3.2.1 gitdb==4.0.12 smmap==5.0.3
+
+$(YOLOV5_PKGS)/.installed: $(STAMP)
+	rm -rf $(YOLOV5_PKGS)
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --target $(YOLOV5_PKGS) $(YOLOV5_PINS)
+	touch $@
+
+test: $(STAMP) $(YOLOV5_PKGS)/.installed
 	$(PY) -m pytest -q
 
 demo: $(STAMP)

@@ -1,80 +1,27 @@
-"""Upstream anchor-based YOLOv5 (the `yolov5` PyPI package: DetectionModel + ComputeLoss) under KDHooks.
-
-Not in the test extra: the package installs cleanly only with --no-deps beside `setuptools<81` (it imports
-pkg_resources; the env pins a newer setuptools), seaborn, thop and gitpython, which setup.py extras cannot
-express. Where it is installed beside the env this runs, e.g.
-``pip install --target /tmp/y5 --no-deps yolov5==7.0.14 "setuptools<81" seaborn thop gitpython gitdb smmap``
-then ``PYTHONPATH=/tmp/y5 python -m pytest tests/test_kd_yolov5_pypi.py``; elsewhere it is skipped.
-"""
+"""The real upstream YOLOv5 proof (tests/kd_yolov5_pypi_cases.py) runs in CI: `make test` installs the `yolov5`
+PyPI package beside the env in .venv/yolov5-pkgs (it needs --no-deps and setuptools<81 for pkg_resources, which
+setup.py extras cannot express), and the cases run in a child process with that folder LAST on sys.path, so the
+env's own packages win and yolov5's import-time changes to process-wide state stay out of this process."""
 from __future__ import annotations
 
-import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import torch
-import yaml
 
-from mot_kd.errors import InputError
-from mot_kd.kd import KDHooks
+PKGS = Path(sys.prefix) / "yolov5-pkgs"
+CASES = Path(__file__).with_name("kd_yolov5_pypi_cases.py")
 
-yolov5 = pytest.importorskip("yolov5", reason="the yolov5 PyPI package is not installed beside the env")
-from yolov5.models.yolo import DetectionModel  # noqa: E402
-from yolov5.utils.loss import ComputeLoss  # noqa: E402
-
-ROOT = Path(yolov5.__file__).parent
-BASE = yaml.safe_load((ROOT / "models" / "yolov5s.yaml").read_text())
-PRED = ["model.24.m.0", "model.24.m.1", "model.24.m.2"]
-ONLY_PD = {"erc": {"enabled": False}, "key_feature": {"enabled": False}}
+pytestmark = pytest.mark.skipif(not (PKGS / "yolov5").is_dir(), reason=(
+    f"upstream YOLOv5 is not installed beside the env ({PKGS}); `make test` installs it (Makefile YOLOV5_PKGS)"))
 
 
-def model(width: float) -> DetectionModel:
-    m = DetectionModel(copy.deepcopy(dict(BASE, depth_multiple=0.33, width_multiple=width)), ch=3, nc=1)
-    m.hyp = yaml.safe_load((ROOT / "data" / "hyps" / "hyp.scratch-low.yaml").read_text())
-    return m
-
-
-def cfg(pred=PRED, losses=ONLY_PD) -> dict:
-    return {"taps": {"pred": pred, "neck": ["model.17", "model.20", "model.23"]},
-            "head": {"family": "yolo_anchor", "anchors": BASE["anchors"], "box": "yolov5"}, "losses": losses}
-
-
-def test_upstream_yolov5_distils_with_the_yolo_anchor_family():
-    torch.manual_seed(0)
-    teacher, student = model(0.25), model(0.125).train()
-    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
-    assert [tuple(p.shape) for p in student(x)] == [(2, 3, 8, 12, 6), (2, 3, 4, 6, 6), (2, 3, 2, 3, 6)]
-    targets = torch.tensor([[0, 0, -1, 0.3, 0.4, 0.1, 0.3], [1, 0, -1, 0.5, 0.5, 0.2, 0.4]])
-    kd = KDHooks(teacher, student, cfg(), sample_input=torch.zeros(1, 3, 64, 96))
-    optimizer, values = torch.optim.Adam(student.parameters(), lr=3e-3), []
-    for _ in range(15):
-        student(x)
-        loss, _ = kd(x, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        values.append(loss.item())
-    assert values[-1] < 0.5 * values[0]
-    kd.remove()
-
-
-def test_upstream_yolov5_loop_with_compute_loss_and_the_dfl_trap():
-    torch.manual_seed(1)
-    teacher, student = model(0.25), model(0.125).train()
-    compute_loss = ComputeLoss(student)
-    kd = KDHooks(teacher, student, cfg(losses={"erc": {"enabled": False}}), sample_input=torch.zeros(1, 3, 64, 96))
-    optimizer = torch.optim.SGD([*student.parameters(), *kd.parameters()], lr=1e-3, momentum=0.9)
-    y5 = torch.tensor([[0, 0, 0.3, 0.4, 0.1, 0.3], [1, 0, 0.5, 0.5, 0.2, 0.4]])  # [image, class, x, y, w, h]
-    ours = torch.cat([y5[:, :2], -torch.ones(2, 1), y5[:, 2:]], 1)
-    for step in range(2):
-        x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(step))
-        loss, _ = compute_loss(student(x), y5)  # ultralytics' YOLOv5 loss: x batch size
-        kd_loss, parts = kd(x, ours)
-        optimizer.zero_grad()
-        (loss + kd_loss * x.shape[0]).backward()
-        optimizer.step()
-        assert torch.isfinite(loss + kd_loss) and all(float(v) > 0 for v in parts.values())
-    kd.remove()
-    with pytest.raises(InputError, match="18 = 3 anchors \\* \\(5 \\+ 1\\) is a YOLO anchor head"):
-        KDHooks(teacher, student, {"taps": {"box": PRED, "cls": PRED}, "losses": ONLY_PD},
-                sample_input=torch.zeros(1, 3, 64, 96))
+def test_upstream_yolov5_cases_pass_in_a_child_process():
+    code = (f"import sys; sys.path.append({str(PKGS)!r}); import pytest; "
+            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {str(CASES)!r}]))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).parents[1])
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
+    assert run.returncode == 0, f"{summary}\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    assert "2 passed" in summary and "skipped" not in summary, summary  # the proof ran, all of it
