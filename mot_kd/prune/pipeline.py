@@ -3,7 +3,8 @@ the last fine-tune twice from the same pruned model (without and with distillati
 
 Everything is written into a temporary folder that replaces ``--out`` only when the job finished, so a bad
 input or a failure leaves nothing behind. The seed importance's weight ``w`` is chosen at each step among
-``w``, ``w - dw`` and ``w + dw`` by the validation fitness of the pruned (not yet fine-tuned) candidates.
+``w``, ``w - dw`` and ``w + dw`` by the validation fitness of the pruned (not yet fine-tuned) candidates, ties
+broken by how close each stays to the model it was pruned from (:func:`output_gap`).
 """
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def run_prune(job: PruneJob) -> list[dict]:
     with atomic_dir(job.out) as tmp:
         validate = make_validator(data, job.settings, tmp / "val")
         if validate is None:
-            logger.warning(f"{job.data}: no validation sequences: w is not adapted and the summary has no accuracy")
+            logger.warning(f"{job.data}: no validation sequences: w follows the output gap alone and the summary has "
+                           "no accuracy")
         tune = FineTune(str(original.arch.get("name")), job.data, job.settings, job.device)
         current = job.weights
         if job.sparsity_epochs:
@@ -118,17 +120,36 @@ def prune_step(model: JDEModel, goal: float, imgsz: tuple[int, int], job: PruneJ
                                         round_to=job.round_to)
         return pruned, w, {"ratio": ratio, "gflops": gflops(pruned, imgsz)}
     calibration = Calibration.measure(model, batches)
-    moves = sorted({min(max(w + d, 0.0), 1.0) for d in (-job.w_step, job.w_step)} - {w}) if validate else []
-    choices = [w, *moves]  # the current w first: it wins ties, so w only moves when fitness says so
+    moves = sorted({min(max(w + d, 0.0), 1.0) for d in (-job.w_step, job.w_step)} - {w})
+    choices = [w, *moves]  # the current w first: it wins full ties, so w only moves when a measure says so
     pruned, ratio = prune_to_gflops(model, importance_for("seed", calibration, w), goal, imgsz, what,
                                     round_to=job.round_to)
     candidates = [pruned] + [pruned_copy(model, importance_for("seed", calibration, c), ratio, imgsz, job.round_to)
                              for c in moves]
-    fitness = [validate(c, 0).get(job.settings["val_metric"], 0.0) for c in candidates] if validate else [None]
-    best = max(range(len(choices)), key=lambda i: (fitness[i] or 0.0, -i))
+    fitness = [validate(c, 0).get(job.settings["val_metric"], 0.0) if validate else 0.0 for c in candidates]
+    gaps = [output_gap(c, model, batches) for c in candidates]
+    best = max(range(len(choices)), key=lambda i: (fitness[i], -gaps[i], -i))
     row = {"ratio": ratio, "gflops": gflops(candidates[best], imgsz), "w": choices[best],
-           "w_fitness": {f"{c:.2f}": f for c, f in zip(choices, fitness)}}
+           "w_fitness": {f"{c:.2f}": f for c, f in zip(choices, fitness)},
+           "w_output_gap": {f"{c:.2f}": g for c, g in zip(choices, gaps)}}
     return candidates[best], choices[best], row
+
+
+@torch.no_grad()
+def output_gap(candidate: JDEModel, reference: JDEModel, batches: list[torch.Tensor]) -> float:
+    """Mean squared difference of the head outputs and unit embeddings from the unpruned ``reference``.
+
+    Why a second measure: right after pruning, before any fine-tune, a small model often tracks nothing at all
+    whatever ``w`` is (validation fitness 0 for every candidate, measured on the smoke set); the candidate that
+    stays closest to the model it was pruned from then breaks the tie.
+    """
+    gap = 0.0
+    for images in batches:
+        a, b = candidate.eval()(images), reference.eval()(images)
+        gap += sum(float((x - y).pow(2).mean()) for x, y in zip(a["feats"], b["feats"]))
+        unit = [torch.nn.functional.normalize(o["embedding"], dim=1) for o in (a, b)]
+        gap += float((unit[0] - unit[1]).pow(2).sum(1).mean())
+    return gap / max(len(batches), 1)
 
 
 def summary_row(label: str, path: Path, imgsz: tuple[int, int], device: torch.device, validate) -> dict:

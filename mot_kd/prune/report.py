@@ -15,9 +15,10 @@ def summary_markdown(rows: list[dict], steps: list[dict], imgsz: tuple[int, int]
     for r in rows:
         lines.append(f"| {r['model']} | {r['params'] / 1e6:.3f} | {r['gflops']:.4g} | {_cell(r['fps'], '.1f')} | "
                      f"{_cell(r['IDF1'], '.3f')} | {_cell(r['MOTA'], '.3f')} | {_cell(r['HOTA'], '.3f')} |")
-    lines += ["", "| step | channel ratio removed | GFLOPs | w (seed importance) | validation fitness per w |",
-              "| ---: | ---: | ---: | ---: | --- |"]
+    lines += ["", "| step | channel ratio removed | GFLOPs | w (seed importance) | w tried: validation fitness / "
+              "output gap |", "| ---: | ---: | ---: | ---: | --- |"]
     for s in steps:
-        tried = ", ".join(f"{w}: {_cell(f, '.3f')}" for w, f in s.get("w_fitness", {}).items()) or "-"
+        tried = ", ".join(f"{w}: {_cell(f, '.3f')} / {s['w_output_gap'][w]:.4g}"
+                          for w, f in s.get("w_fitness", {}).items()) or "-"
         lines.append(f"| {s['step']} | {s['ratio']:.3f} | {s['gflops']:.4g} | {_cell(s.get('w'), '.2f')} | {tried} |")
     return "\n".join(lines) + "\n"
