@@ -32,5 +32,6 @@ setup(
         "onnxslim==0.1.98",
     ],
     extras_require={"test": ["pytest", "trackeval==1.3.0"],
-                    "openvino": ["openvino==2026.4.1"]},  # --format openvino and .xml weights
+                    "openvino": ["openvino==2026.4.1"],  # --format openvino and .xml weights
+                    "ray": ["ray==2.60.0"]},  # python -m mot_kd.bench --launcher ray
 )

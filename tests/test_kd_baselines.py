@@ -213,3 +213,24 @@ def test_shipped_baseline_configs(name):
     teacher, student = models()
     loss, parts = step(KDHooks(teacher, student, deep_merge(TOY_CFG, load_yaml(name, "kd"))), student)
     assert set(parts) == on and torch.isfinite(loss) and loss.item() > 0
+
+
+# ---------------------------------------------------------------- the bench's baseline configurations
+def test_equal_schedule_preset_plans_ours_ablations_and_every_baseline(tmp_path):
+    from mot_kd.bench.presets import load_preset
+    from mot_kd.bench.report import schedule_statement
+    from mot_kd.bench.runner import plan_runs
+
+    preset = load_preset("cpu_equal")
+    assert preset.teacher["epochs"] == preset.student_epochs and len(preset.seeds) >= 3
+    assert preset.teacher["model"] == "yolov5s" and list(preset.students) == ["yolov5n"]
+    assert schedule_statement(preset).startswith("equal schedule: teacher and students train 4 epochs")
+    assert schedule_statement(load_preset("cpu")).startswith("short student schedule: the teacher trains 20 epochs")
+    on = {}
+    for spec in plan_runs(preset, tmp_path, None)[1:]:
+        on[spec.configuration] = None if spec.kd is None else {n for n, v in spec.kd["losses"].items() if v["enabled"]}
+        if spec.kd is not None:  # one set of KD values for every configuration: the tuned point of cpu's --tune
+            assert [spec.kd["losses"][n]["weight"] for n in ("erc", "key_feature", "pred_diff")] == [2.0, 0.5, 3.0]
+    ours = {"erc", "key_feature", "pred_diff"}
+    assert on == {"none": None, "all": ours, **{f"no_{n}": ours - {n} for n in ours},
+                  **{n: {n} for n in BASELINE_LOSSES}, "best_baselines": {"fgd", "logit", "embedding"}}

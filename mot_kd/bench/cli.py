@@ -23,6 +23,7 @@ from mot_kd.bench.runner import Runner, check_spec, plan_runs, teacher_spec
 from mot_kd.bench.speed import load_speed, time_architectures
 from mot_kd.bench.tune import load_tuning, tune_specs, tuned_overrides, write_tuning
 from mot_kd.errors import InputError, cli_entry
+from mot_kd.launch import LAUNCHERS, make_launcher
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,6 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained side by side in worker processes (e.g. 2 on a 2-core CPU; the teacher "
                         "runs alone)")
+    p.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                   help="local: --jobs worker processes here; ray: every run a Ray task with its CPU/GPU request "
+                        "(needs the ray extra; --jobs then sets the torch threads per run = this machine's / N)")
+    p.add_argument("--address", help="--launcher ray: the cluster (auto, ray://host:10001; default: a local instance)")
+    p.add_argument("--gpus-per-run", type=float,
+                   help="--launcher ray: GPUs each run asks for (default: 0 on cpu, 1 on a GPU id or auto with a GPU)")
     p.add_argument("--plan", action="store_true", help="print the runs and the estimated duration, then stop")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the cached runs; train nothing")
     args = p.parse_args(argv)
@@ -42,6 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise InputError("--report-only trains nothing: drop --tune/--plan")
     if args.jobs < 1:
         raise InputError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    if args.launcher != "ray" and (args.address is not None or args.gpus_per_run is not None):
+        raise InputError("--address/--gpus-per-run are for --launcher ray")
+    if args.gpus_per_run is not None and args.gpus_per_run < 0:
+        raise InputError(f"--gpus-per-run: expected a number >= 0, got {args.gpus_per_run}")
     return args
 
 
@@ -61,6 +72,15 @@ def report(preset: Preset, out: Path, tuning: dict | None) -> dict:
     return result
 
 
+def default_gpus(device: str) -> float:
+    """GPUs a Ray task asks for: none on cpu, one for a GPU id, one for auto where this machine has a GPU."""
+    if device == "auto":
+        import torch
+
+        return float(torch.cuda.is_available())
+    return 0.0 if device == "cpu" else 1.0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     preset, out, start = load_preset(args.preset), Path(args.out).absolute(), time.perf_counter()
@@ -69,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runner = Runner(preset, out, args.device)
     tuning = load_tuning(out)
+    launcher = make_launcher(args.launcher, args.jobs, args.address)
+    gpus = args.gpus_per_run if args.gpus_per_run is not None else default_gpus(runner.device)
     if args.tune:
         specs = tune_specs(preset, out)
         print(runner.plan_text(specs, args.jobs).replace("bench plan", "tuning plan"), flush=True)
@@ -77,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     prepare_data(preset, out)
     if args.tune:  # the teacher (its run is the same with or without tuning) first: the grid distils from it
-        tuning = write_tuning(preset, out, runner.execute([teacher_spec(preset, out), *specs], args.jobs)[1:])
+        tuning = write_tuning(preset, out, runner.execute([teacher_spec(preset, out), *specs], args.jobs, launcher,
+                                                                     gpus)[1:])
         logger.info(f"tuning: chose {tuning['chosen']} {tuning['chosen_overrides']} on the tune set")
-    records = runner.execute(plan_runs(preset, out, tuned_overrides(tuning)), args.jobs)
+    records = runner.execute(plan_runs(preset, out, tuned_overrides(tuning)), args.jobs, launcher, gpus)
     time_architectures(preset, out, records, runner.device, runner.run_settings)
     report(preset, out, tuning)
     logger.info(f"bench finished in {(time.perf_counter() - start) / 60:.1f} min")
