@@ -125,3 +125,10 @@ def test_our_ghost_student_fuses_into_a_yolov5_teacher_at_backbone_and_neck():
     loss.backward()
     assert student.backbone.layers[0].conv.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_shipped_fused_config_turns_on_both_fuse_points():
+    from mot_kd.kd.settings import load_kd_config
+
+    cfg = load_kd_config("fused")
+    assert cfg["fused"]["enabled"] and cfg["fused"]["points"] == ["backbone", "neck"]

@@ -318,7 +318,8 @@ def test_shipped_configs_and_package_export():
                 "no_key_feature": {"erc", "pred_diff"}, "no_pred_diff": {"erc", "key_feature"},
                 **dict.fromkeys(("cstrack", "fairmot", "jde"), {"erc", "key_feature", "pred_diff"}),  # presets
                 **{n: {n} for n in ("logit", "fitnet", "cwd", "fgd", "embedding")},  # baselines
-                "best_baselines": {"fgd", "logit", "embedding"}}
+                "best_baselines": {"fgd", "logit", "embedding"},
+                "fused": {"erc", "key_feature", "pred_diff"}}  # + fused-model distillation (tests/test_kd_fused.py)
     shipped = {p.stem for p in (CONFIG_ROOT / "kd").glob("*.yaml")}
     assert shipped == set(expected), "a shipped KD config is not covered here"
     for name, losses in expected.items():

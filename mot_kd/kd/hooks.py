@@ -14,12 +14,20 @@ from torch import nn
 from mot_kd.errors import InputError
 from mot_kd.kd.adapters import LazyConnectors, architecture
 from mot_kd.kd.decoders import Decoded, build_decoder, check_pair
+from mot_kd.kd.fused import HybridForward
+from mot_kd.kd.losses.cwd import cwd_loss
+from mot_kd.kd.losses.embedding import embedding_loss
 from mot_kd.kd.losses.erc import erc_loss
+from mot_kd.kd.losses.fgd import FGDLoss
+from mot_kd.kd.losses.fitnet import fitnet_loss
 from mot_kd.kd.losses.key_feature import key_feature_loss
+from mot_kd.kd.losses.logit import logit_loss
 from mot_kd.kd.losses.pred_diff import pred_diff_loss
 from mot_kd.kd.masks import check_targets
 from mot_kd.kd.recorder import TapRecorder, missing_modules, resolve_module
-from mot_kd.kd.settings import LOSS_NAMES, SCHEDULE_KEYS, load_kd_config, schedule_factor, tap_groups
+from mot_kd.kd.settings import HEAD_LOSSES, LOSS_NAMES, SCHEDULE_KEYS, load_kd_config, schedule_factor, tap_groups
+
+ADAPTED_BASELINES = ("fitnet", "cwd", "fgd", "embedding")  # baselines with their own connectors
 from mot_kd.kd.tapspec import layout_error, parse_taps
 
 
@@ -47,6 +55,7 @@ class KDHooks(nn.Module):
         self.cfg = load_kd_config(cfg)
         self._models = (teacher, student)  # a tuple, so neither model becomes a submodule of KDHooks
         self.active = [n for n in LOSS_NAMES if self.cfg["losses"][n]["enabled"]]
+        self.active += ["fused"] if self.cfg["fused"]["enabled"] else []
         self.decoder = build_decoder(self.cfg["head"])  # head taps -> decoded boxes/scores (pred_diff)
         groups = sorted({g for n in self.active for g in tap_groups(self.cfg, n)})
         self.student_specs = {g: parse_taps(self.cfg["taps"][g], f"taps.{g}") for g in groups}
@@ -71,6 +80,18 @@ class KDHooks(nn.Module):
                                             "teacher", training_only=False)
         teacher.eval().requires_grad_(False)
         self.connectors = LazyConnectors(self.cfg["adapter"], self._same_architecture_taps("neck"))
+        self.baseline_connectors = nn.ModuleDict({  # one set per baseline, so no two losses share an adapter
+            n: LazyConnectors(self.cfg["adapter"], self._same_architecture_taps(tap_groups(self.cfg, n)[0]))
+            for n in ADAPTED_BASELINES if n in self.active})
+        self.fgd = FGDLoss() if "fgd" in self.active else None  # FGD's learnable global blocks
+        self.hybrid = None  # fused-model distillation: hybrid teacher forwards at the fuse points
+        if "fused" in self.active:
+            points = self.cfg["fused"]["points"]
+            self.hybrid = HybridForward(teacher, {p: (self.student_specs[p], self.teacher_specs[p]) for p in points},
+                                        {g: self.teacher_specs[g] for g in tap_groups(self.cfg, "fused")
+                                         if g not in points},
+                                        self.cfg["adapter"],
+                                        {t for p in points for t in self._same_architecture_taps(p)})
         size = self.cfg["build_input_size"]
         if sample_input is not None or size is not None:
             if sample_input is None:
@@ -91,8 +112,10 @@ class KDHooks(nn.Module):
         return self._models[1]
 
     def parameters(self, recurse: bool = True):
-        """Adapter parameters (hand them to the optimizer)."""
-        self.connectors.handed_out = True
+        """Adapter (and FGD global block) parameters (hand them to the optimizer)."""
+        for module in self.modules():
+            if isinstance(module, (LazyConnectors, FGDLoss)):
+                module.handed_out = True
         return super().parameters(recurse)
 
     @torch.no_grad()
@@ -116,14 +139,27 @@ class KDHooks(nn.Module):
                 module.training = training
         student_taps = self.student_recorder.take(self._flat(self.student_taps))
         self._check_shapes(student_taps, teacher_taps, sample_input.shape[0], sample_input.shape[2:])
-        if "pred_diff" in self.active:
+        if {*HEAD_LOSSES, "fused"} & set(self.active):
             groups = tap_groups(self.cfg, "pred_diff")
             self._decode_head({g: [student_taps[n] for n in self.student_taps[g]] for g in groups},
                               {g: [teacher_taps[n] for n in self.teacher_taps[g]] for g in groups},
                               sample_input.shape[2:])
-        for s_name, t_name in zip(self.student_taps.get("neck", []), self.teacher_taps.get("neck", [])):
+        neck = zip(self.student_taps["neck"], self.teacher_taps["neck"]) if "key_feature" in self.active else ()
+        for s_name, t_name in neck:  # key-feature adapters only where that loss is on (others share the taps)
             self.connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],
                                    student_taps[s_name].device)
+        for name, connectors in self.baseline_connectors.items():
+            group = tap_groups(self.cfg, name)[0]
+            for s_name, t_name in zip(self.student_taps[group], self.teacher_taps[group]):
+                connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],
+                                  student_taps[s_name].device)
+                if name == "fgd":
+                    self.fgd.ensure(s_name, teacher_taps[t_name].shape[1], student_taps[s_name].device)
+        for point in self.cfg["fused"]["points"] if self.hybrid is not None else ():
+            for s_name, t_name in zip(self.student_taps[point], self.teacher_taps[point]):
+                self.hybrid.connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],
+                                              student_taps[s_name].device)
+            self.hybrid.check_reentry(sample_input, point, [teacher_taps[n] for n in self.teacher_taps[point]])
 
     def _same_architecture_taps(self, group: str) -> set[str]:
         """Student taps of ``group`` computed by the same architecture as their teacher tap (adapter: auto may
@@ -157,7 +193,7 @@ class KDHooks(nn.Module):
     def _check_shapes(self, student: dict, teacher: dict, batch: int, image_size) -> None:
         """Feature taps: (B, C, H, W) on a shared grid; head taps are checked by their decoder (_decode_head).
         A 4-D tap of any group whose grid shows it is not in its declared layout is an error first."""
-        head_groups = tap_groups(self.cfg, "pred_diff") if "pred_diff" in self.active else ()
+        head_groups = tap_groups(self.cfg, "pred_diff") if {*HEAD_LOSSES, "fused"} & set(self.active) else ()
         for group, s_specs in self.student_specs.items():
             for role, spec in [("student", s) for s in s_specs] + [("teacher", t) for t in self.teacher_specs[group]]:
                 problem = layout_error(role, spec, (student if role == "student" else teacher)[spec.label],
@@ -192,18 +228,31 @@ class KDHooks(nn.Module):
         check_pair(*decoded, self.decoder.family)
         return decoded[0], decoded[1]
 
-    def forward(self, images: torch.Tensor, targets: torch.Tensor,
-                epoch: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """KD loss for the student's last training forward on ``images`` (targets (M, 7), see ARCHITECTURE)."""
+    def section(self, name: str) -> dict:
+        """The config section of a loss: ``losses.NAME``, or the ``fused`` section."""
+        return self.cfg["fused"] if name == "fused" else self.cfg["losses"][name]
+
+    def needs_teacher(self, epoch: float | None) -> bool:
+        """Whether any loss is on at ``epoch`` (else kd() runs no teacher forward)."""
+        return any(schedule_factor(self.section(n), epoch) for n in self.active)
+
+    def run_teacher(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One teacher forward's taps, to share between the KDHooks of several students (``teacher_taps=``)."""
+        return self._run_teacher(images)
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor, epoch: float | None = None,
+                teacher_taps: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """KD loss for the student's last training forward on ``images`` (targets (M, 7), see ARCHITECTURE);
+        ``teacher_taps`` from :meth:`run_teacher` on the same images skips the teacher forward."""
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             raise InputError("kd(images, targets): images must be a (B, 3, H, W) tensor")
         student = self.student_recorder.take(self._flat(self.student_taps))
         targets = check_targets(targets, images.shape[0]).to(images.device)
-        factors = {n: schedule_factor(self.cfg["losses"][n], epoch) for n in self.active}
+        factors = {n: schedule_factor(self.section(n), epoch) for n in self.active}
         if not any(factors.values()):
             zero = images.new_zeros((), dtype=torch.float32)
-            return self._with_idle_adapters(zero), {n: zero for n in self.active}
-        teacher = self._run_teacher(images)
+            return self._with_idle_adapters(zero, factors), {n: zero for n in self.active}
+        teacher = self._run_teacher(images) if teacher_taps is None else teacher_taps
         self._check_shapes(student, teacher, images.shape[0], images.shape[2:])
         parts = {}
         with torch.autocast(device_type=images.device.type, enabled=False):
@@ -214,34 +263,70 @@ class KDHooks(nn.Module):
                 groups = tap_groups(self.cfg, name)
                 s_taps = {g: [student[n].float() for n in self.student_taps[g]] for g in groups}
                 t_taps = {g: [teacher[n].float() for n in self.teacher_taps[g]] for g in groups}
-                parts[name] = factors[name] * self.cfg["losses"][name]["weight"] * self._loss(
-                    name, s_taps, t_taps, targets, images.shape[2:])
-        total = torch.stack(list(parts.values())).sum()
-        if factors.get("key_feature", 0) == 0:
-            total = self._with_idle_adapters(total)
+                parts[name] = factors[name] * self.section(name)["weight"] * self._loss(
+                    name, s_taps, t_taps, targets, images)
+        total = self._with_idle_adapters(torch.stack(list(parts.values())).sum(), factors)
         return total, {n: v.detach() for n, v in parts.items()}
 
-    def _with_idle_adapters(self, total: torch.Tensor) -> torch.Tensor:
+    def _with_idle_adapters(self, total: torch.Tensor, factors: dict[str, float]) -> torch.Tensor:
         """Add 0 * adapters so they stay in the graph while their loss is scheduled off (DDP needs every
         registered parameter to receive a gradient each step)."""
-        params = list(self.connectors.parameters())
+        idle = [m for name, m in (("key_feature", self.connectors), ("fused", self.hybrid), ("fgd", self.fgd),
+                                  *self.baseline_connectors.items())
+                if m is not None and factors.get(name, 0) == 0]
+        params = [p for m in idle for p in m.parameters()]
         return total + 0.0 * sum(p.sum() for p in params) if params else total
 
-    def _loss(self, name: str, student: dict, teacher: dict, targets: torch.Tensor, image_size) -> torch.Tensor:
-        cfg = {k: v for k, v in self.cfg["losses"][name].items() if k not in SCHEDULE_KEYS}
+    def _loss(self, name: str, student: dict, teacher: dict, targets: torch.Tensor,
+              images: torch.Tensor) -> torch.Tensor:
+        image_size = images.shape[2:]
+        if name == "fused":
+            return self._fused_loss(student, teacher, targets, images)
+        cfg = self._loss_keys(name)
         if name == "erc":
             return erc_loss(teacher["embedding"][0], student["embedding"][0], targets, **cfg)
         if name == "key_feature":
-            adapted = [self.connectors(s_name, s, t.shape[1])
-                       for s_name, s, t in zip(self.student_taps["neck"], student["neck"], teacher["neck"])]
-            return key_feature_loss(teacher["neck"], adapted, targets, **cfg)
-        loss, _ = pred_diff_loss(*self._decode_head(student, teacher, image_size), **cfg)
+            return key_feature_loss(teacher["neck"], self._adapted(self.connectors, "neck", student, teacher),
+                                    targets, **cfg)
+        if name in ADAPTED_BASELINES:
+            group = tap_groups(self.cfg, name)[0]
+            adapted = self._adapted(self.baseline_connectors[name], group, student, teacher)
+            if name == "fgd":
+                return self.fgd(self.student_taps["neck"], teacher["neck"], adapted, targets, **cfg)
+            if name == "embedding":
+                return embedding_loss(teacher["embedding"][0], adapted[0], targets, **cfg)
+            return (fitnet_loss if name == "fitnet" else cwd_loss)(teacher["neck"], adapted, **cfg)
+        decoded = self._decode_head(student, teacher, image_size)
+        if name == "logit":
+            return logit_loss(*decoded, **cfg)
+        loss, _ = pred_diff_loss(*decoded, **cfg)
         return loss
+
+    def _adapted(self, connectors: LazyConnectors, group: str, student: dict, teacher: dict) -> list[torch.Tensor]:
+        """The student's taps of ``group`` mapped to the teacher's channels by ``connectors``."""
+        return [connectors(s_name, s, t.shape[1])
+                for s_name, s, t in zip(self.student_taps[group], student[group], teacher[group])]
+
+    def _loss_keys(self, name: str) -> dict:
+        return {k: v for k, v in self.cfg["losses"][name].items() if k not in SCHEDULE_KEYS}
+
+    def _fused_loss(self, student: dict, teacher: dict, targets: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Sum over fuse points of the hybrid's output gap to the teacher (see :mod:`mot_kd.kd.fused`)."""
+        names = {g: self.teacher_taps[g] for g in tap_groups(self.cfg, "pred_diff")}
+
+        def decode(taps: dict) -> Decoded:
+            return self.decoder.decode(taps, names, tuple(images.shape[2:]))
+
+        return torch.stack([self.hybrid.loss(images, p, student[p], teacher[p], teacher, decode, targets,
+                                             self.cfg["fused"], self._loss_keys("pred_diff"), self._loss_keys("erc"))
+                            for p in self.cfg["fused"]["points"]]).sum()
 
     def remove(self) -> None:
         """Remove all hooks and give the teacher back its training mode, requires_grad flags and device."""
         self.student_recorder.remove()
         self.teacher_recorder.remove()
+        if self.hybrid is not None:
+            self.hybrid.remove()
         modes, flags, device = self._teacher_state
         teacher = self.teacher
         for name, param in teacher.named_parameters():

@@ -12,8 +12,12 @@ from mot_kd.errors import InputError
 from mot_kd.kd.decoders import FAMILY_GROUPS, check_head
 from mot_kd.kd.tapspec import parse_taps
 
-LOSS_NAMES = ("erc", "key_feature", "pred_diff")
-TAP_GROUPS = {"erc": ("embedding",), "key_feature": ("neck",)}  # pred_diff: its head family's groups
+OUR_LOSSES = ("erc", "key_feature", "pred_diff")
+BASELINE_LOSSES = ("logit", "fitnet", "cwd", "fgd", "embedding")  # the field's generic KD, for comparison
+LOSS_NAMES = OUR_LOSSES + BASELINE_LOSSES
+HEAD_LOSSES = ("pred_diff", "logit")  # read the head taps of their head family, decoded
+TAP_GROUPS = {"erc": ("embedding",), "key_feature": ("neck",), "fitnet": ("neck",), "cwd": ("neck",),
+              "fgd": ("neck",), "embedding": ("embedding",)}
 SCHEDULE_KEYS = ("enabled", "weight", "start_epoch", "warmup_epochs", "stop_epoch")
 POSITIVE_KEYS = ("tau", "temperature", "box_temperature")
 FRACTION_KEYS = ("env_background",)  # in [0, 1]
@@ -84,18 +88,50 @@ def load_kd_config(cfg: str | Path | dict | None) -> dict:
         raise InputError(f"{where}.build_input_size: expected [H, W] positive integers or null, got {size!r}")
     for name in LOSS_NAMES:
         _check_loss(name, merged["losses"][name], f"{where}.losses.{name}")
-    if merged["losses"]["pred_diff"]["enabled"]:
+    if any(merged["losses"][n]["enabled"] for n in HEAD_LOSSES):
         _check_head_taps(merged, where)
     if len(merged["taps"]["embedding"]) != 1 or len(merged["teacher_taps"]["embedding"]) != 1:
         raise InputError(f"{where}: taps.embedding must name exactly one module")
     if len(merged["taps"]["neck"]) != len(merged["teacher_taps"]["neck"]):
         raise InputError(f"{where}: taps.neck and teacher_taps.neck list different numbers of levels")
+    _check_schemes(merged, where)
     return merged
 
 
+def _check_schemes(merged: dict, where: str) -> None:
+    """The ``fused`` and ``mutual`` sections: schedules like the losses', fuse points that can be re-entered."""
+    fused, mutual = merged["fused"], merged["mutual"]
+    _check_loss("fused", {k: v for k, v in fused.items() if k != "points"}, f"{where}.fused")
+    if mutual["enabled"] not in ("auto", True, False):
+        raise InputError(f"{where}.mutual.enabled: expected auto, true or false, got {mutual['enabled']!r}")
+    _check_loss("mutual", dict(mutual, enabled=mutual["enabled"] is True), f"{where}.mutual")
+    points = fused["points"]
+    if not isinstance(points, list) or not points or not all(isinstance(p, str) for p in points):
+        raise InputError(f"{where}.fused.points: expected a non-empty list of tap groups, got {points!r}")
+    for point in points if fused["enabled"] else ():
+        responses = ("embedding", *FAMILY_GROUPS[merged["head"]["family"]])
+        if point not in merged["taps"] or point in responses:
+            groups = [g for g in merged["taps"] if merged["taps"][g] is not None and g not in responses]
+            hint = did_you_mean(point, groups, "feature tap groups", always_list=True)
+            raise InputError(f"{where}.fused.points: '{point}' is not a feature tap group before the head and "
+                             f"embedding{hint}")
+        for side in ("taps", "teacher_taps"):
+            if merged[side][point] is None:
+                raise InputError(f"{where}.{side}.{point}: fused point '{point}' needs its taps; set them")
+            for spec in parse_taps(merged[side][point], f"{where}.{side}.{point}"):
+                if spec.index or spec.input is not None or spec.call is not None or spec.layout == "BHWC":
+                    raise InputError(f"{where}.{side}.{point}: tap '{spec.label}' cannot be re-entered: a fuse point "
+                                     "must be a module's whole (B, C, H, W) output, without index/input/call/layout")
+        if len(merged["taps"][point]) != len(merged["teacher_taps"][point]):
+            raise InputError(f"{where}: taps.{point} and teacher_taps.{point} list different numbers of levels")
+
+
 def tap_groups(cfg: dict, loss: str) -> tuple[str, ...]:
-    """Tap groups a loss reads; pred_diff reads those of its head family (``head.family``)."""
-    return FAMILY_GROUPS[cfg["head"]["family"]] if loss == "pred_diff" else TAP_GROUPS[loss]
+    """Tap groups a loss reads; pred_diff reads those of its head family (``head.family``), fused its fuse
+    points and the responses (head family and embedding)."""
+    if loss == "fused":
+        return (*cfg["fused"]["points"], *FAMILY_GROUPS[cfg["head"]["family"]], "embedding")
+    return FAMILY_GROUPS[cfg["head"]["family"]] if loss in HEAD_LOSSES else TAP_GROUPS[loss]
 
 
 def _check_head_taps(merged: dict, where: str) -> None:

@@ -36,7 +36,9 @@ FLAG_KEYS = ("epochs", "batch", "nbs", "imgsz", "workers", "seed", "lr0", "id_di
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m mot_kd.train", description=__doc__.splitlines()[0])
     p.add_argument("--model", help="architecture to train without distillation: yolov5n/s/m/l/x, yolov5s-ghost or a YAML")
-    p.add_argument("--student", help="student architecture when distilling (with --teacher)")
+    p.add_argument("--student", nargs="+", help="student architecture(s) when distilling (with --teacher); several "
+                   "train together from one teacher forward per batch, each in OUT/ARCH/, learning from each other "
+                   "too (KD config mutual:)")
     p.add_argument("--teacher", help="teacher: an architecture name (with --teacher-weights) or a checkpoint path")
     p.add_argument("--teacher-weights", help="teacher checkpoint (e.g. runs/teacher/weights/best.pt)")
     p.add_argument("--weights", help="initialise the trained model from a mot-kd checkpoint (fine-tuning) or from an "
@@ -66,9 +68,19 @@ def job_from_args(args: argparse.Namespace) -> dict:
     distil = args.teacher is not None
     if distil and args.model:
         raise InputError("--model trains without distillation; with --teacher use --student for the student")
-    arch = args.student if distil else args.model
+    students = list(args.student or []) if distil else []
+    arch = students[0] if students else args.model
     if not arch:
         raise InputError("say what to train: --model ARCH, or --teacher T --student S to distil")
+    folders = [student_folder(a) for a in students]
+    if len(set(folders)) != len(folders):
+        twice = next(a for a in students if folders.count(student_folder(a)) > 1)
+        raise InputError(f"--student: {twice} is given twice; each student trains in its own folder OUT/"
+                         f"{student_folder(twice)}")
+    if len(students) > 1 and args.weights:
+        raise InputError("--weights initialises one model; with several --student each starts fresh (drop --weights)")
+    for name in students[1:]:
+        resolve_model_cfg(name)
     if not args.data:
         raise InputError("--data is required (e.g. --data synthetic or --data configs/data/mot17.yaml)")
     if not args.out:
@@ -89,6 +101,13 @@ def job_from_args(args: argparse.Namespace) -> dict:
     job = {"arch": arch, "weights": _absolute(args.weights), "data": _absolute(resolve_config(args.data, "data")),
            "settings": settings, "out": str(out), "teacher": teacher,
            "kd": _absolute(resolve_config(args.kd, "kd")) if distil else None}
+    if len(students) > 1:
+        job["students"] = students
+    if distil:
+        from mot_kd.kd.multi import mutual_enabled
+        from mot_kd.kd.settings import load_kd_config
+
+        mutual_enabled(load_kd_config(job["kd"]), len(students))  # the KD config, and mutual: true with one student
     load_data_config(job["data"])  # its keys and values, before anything is built
     return job
 
@@ -112,9 +131,9 @@ def check_validation_settings(settings: dict) -> None:
     load_tracker_config(settings["tracker"])
 
 
-def clear_previous_run(out: Path) -> None:
+def clear_previous_run(out: Path, student_folders: list[str] = ()) -> None:
     """--exist-ok: remove what a previous run wrote, so no stale best.pt or results survive."""
-    for name in ("weights", "val"):
+    for name in ("weights", "val", *student_folders):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in ("results.csv", "curves.png", "job.json"):
         (out / name).unlink(missing_ok=True)
@@ -170,13 +189,20 @@ def make_validator(data: DataConfig, settings: dict, out: Path):
     return validate if names else None
 
 
-def initial_model(job: dict):
-    """Fresh, a mot-kd checkpoint (its own architecture), or ``job["arch"]`` started from an ultralytics .pt."""
+def initial_model(job: dict, arch: str | None = None):
+    """Fresh, a mot-kd checkpoint (its own architecture), or ``arch`` (default ``job["arch"]``) started from an
+    ultralytics .pt."""
+    arch = arch or job["arch"]
     if not job["weights"]:
-        return build_model(job["arch"], id_dim=job["settings"]["id_dim"])
+        return build_model(arch, id_dim=job["settings"]["id_dim"])
     if checkpoint_kind(job["weights"]) == "ultralytics":
-        return build_pretrained(job["arch"], job["weights"], id_dim=job["settings"]["id_dim"])
+        return build_pretrained(arch, job["weights"], id_dim=job["settings"]["id_dim"])
     return load_checkpoint(job["weights"])
+
+
+def student_folder(arch: str) -> str:
+    """A several-student run keeps each student's files in OUT/<this>: the architecture name or YAML stem."""
+    return Path(arch).stem
 
 
 def run(job: dict, device_arg: str, state: dict | None = None, prepare=None) -> list[dict]:
@@ -194,29 +220,43 @@ def run(job: dict, device_arg: str, state: dict | None = None, prepare=None) -> 
     data.check()  # sequence names, val gt vs benchmark: before the dataset scan and the first epoch
     augment = None if s["augment"] is None else AugmentConfig.from_dict(s["augment"])
     dataset = MOTTrainDataset.from_sources(data.train_sources(), size=tuple(s["imgsz"]), augment=augment, seed=s["seed"])
-    student = initial_model(job).to(device).train()
-    if prepare is not None:
-        prepare(student)
-    criterion = JDELoss(student, dataset.num_ids, s["id_weighting"], s["id_weight"]).to(device)
+    archs = job.get("students") or [job["arch"]]
+    students, criteria = [], []
+    for arch in archs:
+        seed_everything(s["seed"] + dist.rank)  # every student starts from the initialisation it would get alone
+        students.append(initial_model(job, arch).to(device).train())
+        if prepare is not None:
+            prepare(students[-1])
+        criteria.append(JDELoss(students[-1], dataset.num_ids, s["id_weighting"], s["id_weight"]).to(device))
     make_kd = None
     if job["teacher"]:
-        from mot_kd.kd import KDHooks
+        from mot_kd.kd import KDHooks, MultiStudentKD
 
         teacher = load_checkpoint(job["teacher"], device)
-        make_kd = lambda st: KDHooks(teacher, st, job["kd"], sample_input=torch.zeros(  # noqa: E731
-            1, 3, s["imgsz"][1], s["imgsz"][0], device=device))
+        sample = torch.zeros(1, 3, s["imgsz"][1], s["imgsz"][0], device=device)
+        kd_class = MultiStudentKD if len(archs) > 1 else KDHooks
+        make_kd = lambda st: kd_class(teacher, st, job["kd"], sample_input=sample)  # noqa: E731
 
     def make_loader(epoch: int):
         return build_loader(dataset, s["batch"], shuffle=True, seed=s["seed"], epoch=epoch, workers=s["workers"],
                             rank=dist.rank, world_size=dist.world_size)
 
-    def save_student(model, path: Path, meta: dict) -> None:
-        save_checkpoint(model, path, num_ids=dataset.num_ids, meta={**meta, "arch": job["arch"], "imgsz": s["imgsz"],
-                                                                    "distilled_from": job["teacher"]})
+    def saver(arch: str):
+        def save_student(model, path: Path, meta: dict) -> None:
+            save_checkpoint(model, path, num_ids=dataset.num_ids, meta={**meta, "arch": arch, "imgsz": s["imgsz"],
+                                                                        "distilled_from": job["teacher"]})
+        return save_student
 
-    trainer = Trainer(TrainSettings.from_dict(s), make_loader, student, criterion, out, device, dist,
-                      make_kd=make_kd, validate=make_validator(data, s, out) if dist.is_main else None,
-                      save_student=save_student, job=job)
+    folders = [student_folder(a) for a in archs]
+    validators = [make_validator(data, s, out / f if len(archs) > 1 else out) if dist.is_main else None
+                  for f in folders]
+    if len(archs) > 1:
+        trainer = Trainer(TrainSettings.from_dict(s), make_loader, students, criteria, out, device, dist,
+                          make_kd=make_kd, validate=validators, save_student=[saver(a) for a in archs], job=job,
+                          names=folders)
+    else:
+        trainer = Trainer(TrainSettings.from_dict(s), make_loader, students[0], criteria[0], out, device, dist,
+                          make_kd=make_kd, validate=validators[0], save_student=saver(archs[0]), job=job)
     if state is not None:
         trainer.load_state_dict(state)
         logger.info(f"resumed {out} after epoch {state['epoch'] + 1} (optimizer step {state['opt_step']})")
@@ -240,10 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         state, job = None, job_from_args(args)
         if args.exist_ok and not int(os.environ.get("RANK", "0")):
-            clear_previous_run(Path(job["out"]))
+            clear_previous_run(Path(job["out"]), [student_folder(a) for a in job.get("students", [])])
     results = run(job, args.device, state)
     if results:
-        logger.info(f"done: {len(results)} epochs, weights in {Path(job['out']) / 'weights'}")
+        where = [Path(job["out"]) / student_folder(a) for a in job["students"]] if "students" in job else [
+            Path(job["out"])]
+        logger.info(f"done: {len(results)} epochs, weights in {', '.join(str(w / 'weights') for w in where)}")
     return 0
 
 
