@@ -133,7 +133,7 @@ def test_module_entry_point_exits_2(data_cfg, not_a_checkpoint, tmp_path):
     done = run_cli("--weights", str(not_a_checkpoint["text"]), "--data", str(data_cfg), "--target-flops", "0.5",
                    "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == f"error: {not_a_checkpoint['text']}: not a mot-kd checkpoint (not a torch file, or a " \
-        "damaged one); expected a model checkpoint written by mot-kd (format 'mot-kd/jde-model/1', e.g. " \
+    assert done.stderr.strip() == f"error: {not_a_checkpoint['text']}: not a mot-kd checkpoint (not a torch file, " \
+        "or a damaged one); expected a model checkpoint written by mot-kd (format 'mot-kd/jde-model/1', e.g. " \
         "runs/NAME/weights/best.pt)"
     assert not (tmp_path / "out").exists()

@@ -23,8 +23,8 @@ from mot_kd.train.settings import resolve_settings
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m mot_kd.prune", description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True, help="the trained mot-kd checkpoint to prune (also the KD teacher)")
-    p.add_argument("--data", required=True, help="data config (YAML path or shipped name) for fine-tunes and validation")
-    p.add_argument("--target-flops", type=float, required=True, help="fraction of the original FLOPs to keep, in (0, 1)")
+    p.add_argument("--data", required=True, help="data config (YAML or shipped name) for fine-tunes and validation")
+    p.add_argument("--target-flops", type=float, required=True, help="fraction of the original FLOPs to keep (0-1)")
     p.add_argument("--steps", type=int, default=1, help="pruning steps to the target, each followed by a fine-tune")
     p.add_argument("--importance", choices=KINDS, default="seed", help="seed: w*BN scale + (1-w)*independence; "
                    "bn: BN scale (network slimming); l1: filter L1 norm")
