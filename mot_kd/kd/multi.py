@@ -22,11 +22,11 @@ from mot_kd.kd.settings import SCHEDULE_KEYS, load_kd_config, schedule_factor, t
 from mot_kd.kd.tapspec import parse_taps
 
 
-def mutual_enabled(cfg: dict, students: int) -> bool:
+def mutual_enabled(cfg: dict, students: int, where: str = "kd config") -> bool:
     """``mutual.enabled`` resolved for ``students`` students (auto: on with more than one)."""
     setting = cfg["mutual"]["enabled"]
     if setting is True and students < 2:
-        raise InputError(f"mutual.enabled: true needs at least two students, got {students}; give several "
+        raise InputError(f"{where}: mutual.enabled: true needs at least two students, got {students}; give several "
                          "--student architectures or set mutual.enabled to auto/false")
     return students > 1 and setting is not False
 
@@ -46,7 +46,8 @@ class MultiStudentKD(nn.Module):
         if len({id(s) for s in students}) != len(students):
             raise InputError("MultiStudentKD(teacher, students): the same student object is given twice")
         self.cfg = load_kd_config(cfg)
-        self.mutual = mutual_enabled(self.cfg, len(students))
+        self.mutual = mutual_enabled(self.cfg, len(students), "kd config" if cfg is None or isinstance(
+            cfg, dict) else str(cfg))
         self.members = nn.ModuleList()
         self._recorders: list[TapRecorder] = []
         try:

@@ -107,7 +107,7 @@ def job_from_args(args: argparse.Namespace) -> dict:
         from mot_kd.kd.multi import mutual_enabled
         from mot_kd.kd.settings import load_kd_config
 
-        mutual_enabled(load_kd_config(job["kd"]), len(students))  # the KD config, and mutual: true with one student
+        mutual_enabled(load_kd_config(job["kd"]), len(students), f"--kd {args.kd}")  # mutual: true with one student
     load_data_config(job["data"])  # its keys and values, before anything is built
     return job
 
