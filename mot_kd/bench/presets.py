@@ -22,6 +22,17 @@ CONFIGURATIONS = {
     "no_erc": "no_erc",
     "no_key_feature": "no_key_feature",
     "no_pred_diff": "no_pred_diff",
+    # the field's generic KD methods (docs/kd.md "Baselines")
+    "logit": "logit",
+    "fitnet": "fitnet",
+    "cwd": "cwd",
+    "fgd": "fgd",
+    "embedding": "embedding",
+    "best_baselines": "best_baselines",
+    # the schemes of issue 15 (docs/kd.md): the three losses + fused-model distillation; + mutual learning, where
+    # every architecture listing `mutual` trains together in one run (one teacher forward per batch)
+    "fused": "fused",
+    "mutual": "default",
 }
 METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 # student_checkpoint -> the trainer's checkpoint a student is evaluated with (the teacher: always best.pt).
@@ -46,7 +57,7 @@ class Preset:
     seeds: tuple[int, ...]
     kd: dict  # merged over every KD configuration (before tuned values)
     tune: dict | None  # {student, seed, select_by, grid: {point: overrides}}
-    cost: dict  # {train_step_s: {arch: s}, teacher_forward_s, track_fps: {arch: fps}}
+    cost: dict  # {train_step_s: {arch: s}, teacher_forward_s, track_fps: {arch: fps}, hybrid_forward_s (fused)}
     device: str
     student_checkpoint: str = "best"  # key of CHECKPOINTS: best (on the tune set) or last epoch
 
@@ -160,6 +171,10 @@ def load_preset(name_or_path: str | Path) -> Preset:
             raise InputError(f"{here}: unknown configuration(s) {', '.join(unknown)}; "
                              f"known: {', '.join(CONFIGURATIONS)}")
         students[arch] = tuple(configurations)
+    team = [arch for arch, configurations in students.items() if "mutual" in configurations]
+    if len(team) == 1:
+        raise InputError(f"{where}: students.{team[0]}: configuration 'mutual' trains the students that list it "
+                         "together; list it for at least two architectures")
     seeds = raw["seeds"]
     if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds):
         raise InputError(f"{where}: seeds: expected a list of distinct integers, got {seeds!r}")
@@ -170,8 +185,12 @@ def load_preset(name_or_path: str | Path) -> Preset:
     if "epochs" in hyp or "seed" in hyp:
         raise InputError(f"{where}: hyp: set epochs with teacher.epochs/student_epochs and seeds with seeds:, "
                          "not in hyp")
-    cost = _mapping(raw["cost"], f"{where}: cost", {"train_step_s", "teacher_forward_s", "track_fps"},
-                    {"train_step_s", "teacher_forward_s", "track_fps"})
+    needed = {"train_step_s", "teacher_forward_s", "track_fps"}
+    cost = _mapping(raw["cost"], f"{where}: cost", needed | {"hybrid_forward_s"}, needed)
+    if "hybrid_forward_s" in cost:  # fused configuration: per fuse point and step (hybrid forward + its backward)
+        _positive_numbers({"hybrid_forward_s": cost["hybrid_forward_s"]}, f"{where}: cost")
+    elif any("fused" in c for c in students.values()):
+        raise InputError(f"{where}: cost.hybrid_forward_s: needed for the fused configuration's time estimate")
     cost["train_step_s"] = _positive_numbers(cost["train_step_s"], f"{where}: cost.train_step_s")
     cost["track_fps"] = _positive_numbers(cost["track_fps"], f"{where}: cost.track_fps")
     _positive_numbers({"teacher_forward_s": cost["teacher_forward_s"]}, f"{where}: cost")

@@ -23,7 +23,16 @@ CARD = ("params_M", "GFLOPs", "FPS")
 PLOT_METRICS = ("IDF1", "MOTA", "HOTA")
 LABELS = {"none": "no KD", "all": "ERC + key-feature + pred-diff", "erc": "ERC only", "key_feature": "key-feature only",
           "pred_diff": "pred-diff only", "no_erc": "all but ERC", "no_key_feature": "all but key-feature",
-          "no_pred_diff": "all but pred-diff"}
+          "no_pred_diff": "all but pred-diff", "logit": "logit KD (baseline)", "fitnet": "FitNet (baseline)",
+          "cwd": "CWD (baseline)", "fgd": "FGD (baseline)", "embedding": "embedding KD (baseline)",
+          "best_baselines": "FGD + logit + embedding KD (baselines)",
+          "fused": "three losses + fused-model", "mutual": "three losses + mutual learning (trained together)"}
+SIGNIFICANCE_METRICS = ("IDF1", "MOTA", "IDSW")
+SIGNIFICANCE_NOTE = ("significance[arch][configuration][reference][metric]: diff = difference of means (row - "
+                     "reference), pooled_std = sqrt(((n_a-1) s_a^2 + (n_b-1) s_b^2) / (n_a + n_b - 2)), ratio = diff / "
+                     "pooled_std, t = diff / (pooled_std sqrt(1/n_a + 1/n_b)) (Student's t, n_a + n_b - 2 dof; with "
+                     "3 + 3 seeds |t| > 2.78, i.e. |ratio| > 2.27, is p < 0.05 two-sided); null where a side has one run "
+                     "or the pooled std is 0. References: none (no KD) and all (our three losses)")
 GAP_NOTE = ("gap_closed = (mean KD student - mean student) / (mean teacher - mean student) per metric; null where "
             "teacher and student means are equal (gap 0: the ratio is undefined)")
 
@@ -82,6 +91,40 @@ def gaps(groups: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
+def compare(a: dict, b: dict, metric: str) -> dict:
+    """Difference of means of two configurations and its size against their pooled seed spread."""
+    diff, dof = a["mean"][metric] - b["mean"][metric], a["n"] + b["n"] - 2
+    pooled = math.sqrt(((a["n"] - 1) * a["std"][metric] ** 2 + (b["n"] - 1) * b["std"][metric] ** 2) / dof) \
+        if dof > 0 else 0.0
+    if a["n"] < 2 or b["n"] < 2 or not pooled > 0:
+        return {"diff": diff, "pooled_std": None, "ratio": None, "t": None}
+    return {"diff": diff, "pooled_std": pooled, "ratio": diff / pooled,
+            "t": diff / (pooled * math.sqrt(1 / a["n"] + 1 / b["n"]))}
+
+
+def significance(groups: dict[str, dict]) -> dict[str, dict]:
+    """``{student: {configuration: {reference: {metric: compare(...)}}}}`` against no KD and our three losses."""
+    out: dict[str, dict] = {}
+    for key, group in groups.items():
+        if key == "teacher" or group["configuration"] == "none":
+            continue
+        refs = {r: groups[f"{group['arch']}/{r}"] for r in ("none", "all")
+                if f"{group['arch']}/{r}" in groups and r != group["configuration"]}
+        out.setdefault(group["arch"], {})[group["configuration"]] = {
+            r: {m: compare(group, ref, m) for m in SIGNIFICANCE_METRICS} for r, ref in refs.items()}
+    return out
+
+
+def schedule_statement(preset: Preset) -> str:
+    """Which protocol a preset measures: equal schedules (capacity gap only) or a short student schedule."""
+    t, s = preset.teacher["epochs"], preset.student_epochs
+    if t == s:
+        return (f"equal schedule: teacher and students train {s} epochs on the same data, so the teacher-student "
+                "gap is one of capacity and KD is measured against a student trained as long as its teacher")
+    return (f"short student schedule: the teacher trains {t} epochs, the students {s}; the gap mixes capacity with "
+            "training length, so KD may also be measured speeding up convergence")
+
+
 def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict | None,
                  speed: dict | None = None) -> dict:
     """The whole report; ``speed`` (OUT/speed.json) gives each architecture's FPS timed alone."""
@@ -102,7 +145,9 @@ def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict
         "imgsz": list(preset.imgsz),
         "tuning": tuning_statement(preset, tuning),
         "speed": speed or {}, "speed_note": SPEED_NOTE,
+        "schedule": schedule_statement(preset),
         "configurations": groups, "gap_closed": gaps(groups), "gap_closed_note": GAP_NOTE,
+        "significance": significance(groups), "significance_note": SIGNIFICANCE_NOTE,
         "runs": records,
     }
 
@@ -139,6 +184,7 @@ def format_markdown(report: dict) -> str:
               "HOTA in %, MT and IDSW counts; evaluated once on the val set "
               f"({', '.join(report['data']['val']['sequences'])}, people never seen in training or tuning)."
               + _speed_sentence(report["speed"]) + f" Protocol: {report['protocol']}."), "",
+             f"Schedule: {report['schedule']}.", "",
              "| model | KD | n | params (M) | GFLOPs | FPS" + (" (alone)" if report["speed"] else "") +
              " | IDF1 | MOTA | MT | HOTA | IDSW |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -156,10 +202,32 @@ def format_markdown(report: dict) -> str:
         for conf, values in configs.items():
             cells = ["n/a" if v is None else f"{100 * v:.0f}%" for v in values.values()]
             lines.append(f"| {arch} | {LABELS[conf]} | " + " | ".join(cells) + " |")
+    lines += _significance_lines(report)
     t = report["tuning"]
     lines += ["", f"Tuning: {t['what']}" + (f"; tuned on the {t['on']}; chosen point `{t['chosen']}` "
                                             f"{json.dumps(t['chosen_overrides'])}" if t["tuned"] else ".")]
     return "\n".join(lines) + "\n"
+
+
+def _delta(c: dict, metric: str) -> str:
+    scale = 1 if metric == "IDSW" else 100
+    ratio = "" if c["ratio"] is None else f" ({c['ratio']:+.1f}σ)"
+    return f"{scale * c['diff']:+.1f}{ratio}"
+
+
+def _significance_lines(report: dict) -> list[str]:
+    """Per row: difference of means to no KD and to our three losses, in units of the pooled seed std."""
+    refs = ("none", "all")
+    lines = ["", ("Significance: difference of means (IDF1/MOTA in points, IDSW in counts) and, in brackets, that "
+                  "difference over the pooled seed std (σ); with 3 + 3 seeds |Δ/σ| > 2.27 is p < 0.05 (Student's t):"),
+             "", "| student | KD | " + " | ".join(f"{m} vs {'no KD' if r == 'none' else 'ours'}"
+                                                   for r in refs for m in SIGNIFICANCE_METRICS) + " |",
+             "| --- | --- |" + " ---: |" * (len(refs) * len(SIGNIFICANCE_METRICS))]
+    for arch, configs in report["significance"].items():
+        for conf, by_ref in configs.items():
+            cells = [_delta(by_ref[r][m], m) if r in by_ref else "–" for r in refs for m in SIGNIFICANCE_METRICS]
+            lines.append(f"| {arch} | {LABELS[conf]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(report: dict, path: Path) -> None:

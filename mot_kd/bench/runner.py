@@ -14,7 +14,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from mot_kd.bench.presets import CHECKPOINTS, CONFIGURATIONS, METRICS, Preset
 from mot_kd.config import deep_merge, load_yaml
 from mot_kd.errors import InputError
 from mot_kd.kd.settings import LOSS_NAMES, load_kd_config
+from mot_kd.launch import Launcher, LocalLauncher
 from mot_kd.models import load_checkpoint, read_checkpoint
 from mot_kd.models.info import model_card
 from mot_kd.train import cli as train_cli
@@ -51,14 +52,29 @@ class RunSpec:
     kd: dict | None
     eval_set: str  # val (the bench) | tune (the tuning grid)
     checkpoint: str  # file in train/weights/ that is evaluated: best.pt | last_student.pt
+    team: tuple[str, ...] = ()  # configuration mutual: the architectures trained together in one run (this first?)
 
     @property
     def eval_path(self) -> Path:
         return self.folder / "eval.json"
 
     @property
+    def train_dir(self) -> Path:
+        """The trainer's run folder; a team's is shared: runs/A+B/mutual/seedN/train, student files in it/ARCH."""
+        if not self.team:
+            return self.folder / "train"
+        return self.folder.parents[2] / "+".join(self.team) / self.folder.parent.name / self.folder.name / "train"
+
+    @property
     def weights(self) -> Path:
-        return self.folder / "train" / "weights" / self.checkpoint
+        if self.team:
+            return self.train_dir / train_cli.student_folder(self.arch) / "weights" / self.checkpoint
+        return self.train_dir / "weights" / self.checkpoint
+
+    @property
+    def follower(self) -> bool:
+        """A team member other than the first: trained and evaluated by the first one's run."""
+        return bool(self.team) and self.arch != self.team[0]
 
     @property
     def evaluated(self) -> bool:
@@ -85,8 +101,10 @@ def kd_config(configuration: str, preset_kd: dict, tuned: dict | None) -> dict:
     so that a run's ``spec.json`` pins every KD value: a changed default in configs/kd/default.yaml makes
     the cached runs stale instead of silently mixing two versions of a loss in one report.
     """
-    enabled = load_kd_config(CONFIGURATIONS[configuration])["losses"]
-    flags = {"losses": {name: {"enabled": enabled[name]["enabled"]} for name in LOSS_NAMES}}
+    shipped = load_kd_config(CONFIGURATIONS[configuration])
+    enabled = shipped["losses"]
+    flags = {"losses": {name: {"enabled": enabled[name]["enabled"]} for name in LOSS_NAMES},
+             "fused": {k: shipped["fused"][k] for k in ("enabled", "points")}}
     return load_kd_config(deep_merge(deep_merge(preset_kd, tuned or {}), flags))  # fails early on a bad key
 
 
@@ -100,12 +118,14 @@ def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:
     """The teacher, then every student x configuration x seed (seed-major: partial results cover all configs)."""
     student_weights = CHECKPOINTS[preset.student_checkpoint]
     runs = [teacher_spec(preset, out)]
+    team = tuple(arch for arch, configurations in preset.students.items() if "mutual" in configurations)
     for seed in preset.seeds:
         for arch, configurations in preset.students.items():
             for conf in configurations:
                 kd = None if CONFIGURATIONS[conf] is None else kd_config(conf, preset.kd, tuned)
                 runs.append(RunSpec(f"{arch}/{conf}/seed{seed}", out / "runs" / arch / conf / f"seed{seed}", "student",
-                                    arch, conf, seed, preset.student_epochs, kd, "val", student_weights))
+                                    arch, conf, seed, preset.student_epochs, kd, "val", student_weights,
+                                    team if conf == "mutual" else ()))
     return runs
 
 
@@ -113,7 +133,8 @@ def fingerprint(preset: Preset, spec: RunSpec) -> dict:
     """Everything that determines a run's result; a cached run with another fingerprint is an error."""
     teacher = {**preset.teacher} if spec.kd is not None else None
     return {"name": spec.name, "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs, "kd": spec.kd,
-            "teacher": teacher, "hyp": {**preset.hyp, **preset.eval}, "data": preset.data, "eval_set": spec.eval_set}
+            "teacher": teacher, "hyp": {**preset.hyp, **preset.eval}, "data": preset.data, "eval_set": spec.eval_set,
+            **({"team": list(spec.team)} if spec.team else {})}
 
 
 def check_spec(preset: Preset, spec: RunSpec, write: bool = True) -> None:
@@ -180,10 +201,13 @@ class Runner:
         cost, s = self.preset.cost, self.settings
         fps = cost["track_fps"][spec.arch]
         evaluation = frames_of(self.preset, spec.eval_set) / fps
-        if spec.evaluated:
+        if spec.evaluated or spec.follower:
             return evaluation
         steps = spec.epochs * math.ceil(frames_of(self.preset, "train") / s["batch"])
-        step_s = cost["train_step_s"][spec.arch] + (cost["teacher_forward_s"] if spec.kd is not None else 0.0)
+        step_s = sum(cost["train_step_s"][a] for a in spec.team or [spec.arch]) + (
+            cost["teacher_forward_s"] if spec.kd is not None else 0.0)  # a team: one teacher forward for all
+        if spec.kd is not None and spec.kd["fused"]["enabled"]:
+            step_s += len(spec.kd["fused"]["points"]) * cost["hybrid_forward_s"]
         validations = len({e for e in range(spec.epochs) if (e + 1) % s["val_interval"] == 0 or e == spec.epochs - 1})
         return steps * step_s + validations * frames_of(self.preset, "tune") / fps + evaluation
 
@@ -205,32 +229,41 @@ class Runner:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ execute
-    def execute(self, runs: list[RunSpec], jobs: int = 1) -> list[dict]:
+    def execute(self, runs: list[RunSpec], jobs: int = 1, launcher: Launcher | None = None,
+                gpus: float = 0.0) -> list[dict]:
         """Run what is not cached and return every run's eval record.
 
-        The teacher runs first and alone (every KD run distils from it); with ``jobs`` > 1 the other runs go
-        to that many worker processes, each with an equal share of the torch threads.
+        The teacher runs first and alone (every KD run distils from it). Locally (``launcher`` None or a
+        LocalLauncher) it runs in this process, and with ``jobs`` > 1 the other runs go to that many worker
+        processes, each with an equal share of the torch threads; a Ray launcher gets every run as a task (the
+        teacher with all of this process's torch threads, the others with a ``jobs``-th each, ``gpus`` each).
         """
+        launcher = launcher or LocalLauncher(jobs)
+        local = isinstance(launcher, LocalLauncher)
         pending = [r for r in runs if not r.done]
         for spec in runs:
             check_spec(self.preset, spec)
-        serial = [r for r in pending if jobs == 1 or r.role == "teacher"]  # the teacher is first in every plan
-        rest = [r for r in pending if r not in serial]
+        pending = [r for r in pending if not (r.follower and any(p.team == r.team and p.seed == r.seed and not
+                                                                   p.follower for p in pending))]  # led by that run
+        serial = [r for r in pending if local and (jobs == 1 or r.role == "teacher")]  # the teacher is first
+        first = [r for r in pending if not local and r.role == "teacher"]
+        rest = [r for r in pending if r not in serial and r not in first]
         with tqdm(total=len(pending), desc="bench runs", unit="run", dynamic_ncols=True) as bar:
             for spec in serial:
                 bar.set_postfix_str(spec.name)
                 self.run_one(spec)
                 bar.update()
-            if rest:
-                threads = threads_per_job(jobs, torch.get_num_threads())
-                logger.info(f"bench: {len(rest)} runs in {jobs} parallel jobs, {threads} torch thread(s) each; "
-                            "each run logs to <run folder>/bench.log")
 
-                def finished(spec: RunSpec, record: dict) -> None:
-                    logger.info(done_line(spec, record))
-                    bar.update()
+            def finished(spec: RunSpec, record: dict) -> None:
+                logger.info(done_line(spec, record))
+                bar.update()
 
-                run_parallel(self.preset, self.out, self.device, rest, jobs, threads, finished)
+            for batch, threads in ((first, torch.get_num_threads()),
+                                   (rest, threads_per_job(jobs, torch.get_num_threads()))):
+                if batch:
+                    logger.info(f"bench: {len(batch)} run(s) by the {type(launcher).__name__} ({jobs} job(s)), "
+                                f"{threads} torch thread(s) each; each run logs to <run folder>/bench.log")
+                    run_parallel(self.preset, self.out, self.device, batch, launcher, threads, gpus, finished)
         return [r.record() for r in runs]
 
     def run_one(self, spec: RunSpec) -> dict:
@@ -252,12 +285,19 @@ class Runner:
         record.update(train_s=previous["train_s"] if previous else train_s, eval_s=eval_s)
         atomic_write_text(spec.eval_path, json.dumps(record, indent=1))
         logger.info(done_line(spec, record))
+        for arch in spec.team[1:] if not spec.follower else ():  # the team trained together: evaluate the others
+            other = replace(spec, name=f"{arch}/{spec.configuration}/seed{spec.seed}",
+                            folder=spec.folder.parents[2] / arch / spec.folder.parent.name / spec.folder.name,
+                            arch=arch)
+            if not other.done:
+                self.run_one(other)
         return record
 
     def train(self, spec: RunSpec) -> None:
         """Train (or finish training) the run; nothing to do when its results.csv holds every epoch."""
-        train_dir = spec.folder / "train"
-        finished = len(read_results_csv(train_dir / "results.csv")) >= spec.epochs
+        train_dir = spec.train_dir
+        table = train_dir / train_cli.student_folder(spec.arch) if spec.team else train_dir
+        finished = len(read_results_csv(table / "results.csv")) >= spec.epochs
         if not finished and (train_dir / "weights" / "last.pt").is_file():
             train_cli.main(["--resume", str(train_dir), "--device", self.device])
         elif not finished:
@@ -270,7 +310,8 @@ class Runner:
                     raise InputError(f"{self.teacher_weights}: the teacher has not been trained yet")
                 kd_path = spec.folder / "kd.yaml"
                 atomic_write_text(kd_path, yaml.safe_dump(spec.kd, sort_keys=False))
-                argv += ["--teacher", str(self.teacher_weights), "--student", spec.arch, "--kd", str(kd_path)]
+                argv += ["--teacher", str(self.teacher_weights), "--student", *(spec.team or [spec.arch]),
+                         "--kd", str(kd_path)]
             logger.info("python -m mot_kd.train " + " ".join(argv))
             train_cli.main(argv)
 
