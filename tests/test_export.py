@@ -136,13 +136,19 @@ def test_int8_ptq_detections_overlap_fp32(exported, data_root, tmp_path):
 def test_qat_with_kd_lowers_the_kd_loss(data_root):
     from mot_kd.export.qat import FakeQuantConv, QATSettings, fake_quant_copy, qat_finetune
 
-    model = tiny_model()
+    model = tiny_model(gain=1.0)
     fq = fake_quant_copy(model)
     assert sum(isinstance(m, FakeQuantConv) for m in fq.modules()) > 50
     assert "head.box.p3" in dict(fq.named_modules())  # tap names survive the wrapping
-    tuned, history = qat_finetune(model, QATSettings(data_root, IMGSZ, steps=12, batch=2, lr=1e-3))
-    assert np.mean(history[-3:]) < np.mean(history[:3])
+    tuned, history = qat_finetune(model, QATSettings(data_root, IMGSZ, steps=12, batch=2, lr=1e-3, detection_loss=False))
+    # control: the same batches with a learning rate of ~0, where only the observers' ranges adapt
+    _, control = qat_finetune(model, QATSettings(data_root, IMGSZ, steps=12, batch=2, lr=1e-12, detection_loss=False))
+    assert control[0] == pytest.approx(history[0])  # same start: the fake-quant student vs its FP32 self
+    assert np.mean(history[-3:]) < 0.5 * np.mean(control[-3:])  # measured ~1.0 vs ~9.9
     assert not any(isinstance(m, (FakeQuantConv, nn.BatchNorm2d)) for m in tuned.modules())
+    x = torch.rand(1, 3, IMGSZ[1], IMGSZ[0])
+    with torch.no_grad():  # the fake-quant wrappers are gone, the weights are the fine-tuned ones
+        assert not torch.allclose(tuned(x)["embedding"], deploy_copy(model).model(x)["embedding"])
 
 
 def _cli(argv, capsys):
@@ -177,3 +183,30 @@ def test_export_cli_end_to_end_in_a_subprocess(tmp_path):
                          text=True, env={"YOLO_OFFLINE": "1", "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin"})
     assert run.returncode == 0, run.stderr
     assert load_model(tmp_path / "m.onnx").meta["imgsz"] == list(IMGSZ)  # the training size by default
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_export_of_a_model_on_cuda_matches_its_cuda_forward(tmp_path):
+    model = tiny_model(gain=1.0).cuda()
+    path = export_onnx(model, tmp_path / "cuda.onnx", IMGSZ)  # the export copies the model to the CPU
+    assert next(model.parameters()).is_cuda
+    x = torch.rand(1, 3, IMGSZ[1], IMGSZ[0])
+    with torch.no_grad():
+        out = model(x.cuda())
+        ref = model.head.decode(*model.split_feats(out["feats"])).cpu().numpy()
+    dets, emb = load_model(path).run(x.numpy())
+    np.testing.assert_allclose(dets, ref, atol=0.05, rtol=2e-3)
+    np.testing.assert_allclose(emb, out["embedding"].cpu().numpy(), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("cut.pt", b"\x80\x02garbage", "not a mot-kd checkpoint (not a torch file, or a damaged one)"),
+    ("m.onnx", b"", "--weights {path}: export starts from a mot-kd checkpoint (.pt)"),
+])
+def test_export_refuses_a_bad_weights_file(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, err = _cli(["--weights", str(path), "--out", str(tmp_path / "out.onnx")], capsys)
+    assert code == 2 and "\n" not in err and message.format(path=path) in err
+    assert not (tmp_path / "out.onnx").exists()

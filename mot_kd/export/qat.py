@@ -36,6 +36,8 @@ class QATSettings:
     lr: float = 1e-4
     kd: str | Path | dict = "default"
     seed: int = 0
+    detection_loss: bool = True  # + the JDE detection loss on the gt (box, cls, DFL; no identity classifier)
+    split: str = "full"  # frames of data_root to train on (train_half when the bench evaluates val_half)
 
     def check(self) -> None:
         if self.steps < 1 or self.batch < 1 or not self.lr > 0:
@@ -83,11 +85,16 @@ def strip_fake_quant(student: JDEModel) -> JDEModel:
     return model
 
 
-def _batches(settings: QATSettings):
-    from mot_kd.data.dataset import MOTSource, MOTTrainDataset, build_loader
+def _dataset(settings: QATSettings):
+    from mot_kd.data.dataset import MOTSource, MOTTrainDataset
 
-    source = MOTSource(Path(settings.data_root), split="full", detector="all")
-    dataset = MOTTrainDataset.from_sources([source], settings.imgsz, augment=None, seed=settings.seed)
+    source = MOTSource(Path(settings.data_root), split=settings.split, detector="all")
+    return MOTTrainDataset.from_sources([source], settings.imgsz, augment=None, seed=settings.seed)
+
+
+def _batches(dataset, settings: QATSettings):
+    from mot_kd.data.dataset import build_loader
+
     for epoch in itertools.count():
         yield from build_loader(dataset, settings.batch, shuffle=True, seed=settings.seed, epoch=epoch)
 
@@ -96,15 +103,22 @@ def qat_finetune(model: JDEModel, settings: QATSettings, teacher: nn.Module | No
                  ) -> tuple[JDEModel, list[float]]:
     """Fine-tune a fake-quant copy of ``model`` with KD from ``teacher`` (default: ``model`` itself in FP32).
 
-    Returns the stripped FP32-weight model and the KD loss of every step.
+    Returns the stripped FP32-weight model and the loss (KD + detection) of every step.
     """
     from mot_kd.kd import KDHooks
+    from mot_kd.models import JDELoss
 
     settings.check()
-    teacher = copy.deepcopy(teacher if teacher is not None else model).cpu().float().eval()
+    if teacher is None:  # the same fused network with fake quantization off: the FP32 model, and KDHooks' adapter
+        teacher = fake_quant_copy(model)  # 'auto' sees one architecture, so the feature taps need no adapter
+        teacher.apply(torch.ao.quantization.disable_fake_quant)
+        teacher.apply(torch.ao.quantization.disable_observer)
+    teacher = copy.deepcopy(teacher).cpu().float().eval()
     student = fake_quant_copy(model)
-    batches = _batches(settings)
+    dataset = _dataset(settings)
+    batches = _batches(dataset, settings)
     kd = KDHooks(teacher, student, settings.kd)
+    criterion = JDELoss(student, max(dataset.num_ids, 2), id_weight=0.0) if settings.detection_loss else None
     params = [p for p in itertools.chain(student.parameters(), kd.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     student.train()
@@ -113,15 +127,17 @@ def qat_finetune(model: JDEModel, settings: QATSettings, teacher: nn.Module | No
         if step == settings.steps // 2:  # second half: ranges frozen, weights settle on the final grid
             student.apply(torch.ao.quantization.disable_observer)
         images, targets = next(batches)
-        student(images)
+        outputs = student(images)
         loss, parts = kd(images, targets)
+        if criterion is not None:  # JDELoss sums over the batch, KD is a batch mean
+            loss = loss + criterion(outputs, targets)[0] / images.shape[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
         optimizer.step()
         history.append(float(loss.detach()))
     kd.remove()
-    logger.info(f"QAT+KD: {settings.steps} steps, KD loss {history[0]:.4f} -> {history[-1]:.4f} "
+    logger.info(f"QAT+KD: {settings.steps} steps, loss {history[0]:.4f} -> {history[-1]:.4f} "
                 f"({', '.join(f'{k} {float(v):.4f}' for k, v in parts.items())})")
     return strip_fake_quant(student), history
 

@@ -18,7 +18,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from mot_kd.data.images import read_image
-from mot_kd.data.motchallenge import find_sequences
+from mot_kd.data.motchallenge import find_sequences, split_range
 from mot_kd.errors import InputError
 from mot_kd.models.predict import preprocess
 from mot_kd.utils.io import atomic_path
@@ -33,15 +33,17 @@ SENSITIVE = {
 NETWORK = "/model/"  # node-name prefix of the network; the decode tail of DeployModel lies outside it
 
 
-def calibration_frames(root: str | Path, count: int, imgsz: tuple[int, int]) -> np.ndarray:
-    """``count`` letterboxed frames (N, 3, H, W) float32, spread evenly over every sequence under ``root``."""
+def calibration_frames(root: str | Path, count: int, imgsz: tuple[int, int], split: str = "full") -> np.ndarray:
+    """``count`` letterboxed frames (N, 3, H, W) float32, spread evenly over every sequence under ``root``
+    (``split``: only those frames, e.g. ``train_half`` when the other half is evaluated)."""
     if count < 1:
         raise InputError(f"--calib-frames: expected at least 1 frame, got {count}")
     root = Path(root)
     if not root.exists():
         raise InputError(f"--calib {root}: no such calibration data folder")
     sequences = find_sequences(root, "all")
-    frames = [(seq, f) for seq in sequences for f in range(1, seq.seq_length + 1)]
+    ranges = [(seq, split_range(seq.seq_length, split)) for seq in sequences]
+    frames = [(seq, f) for seq, (first, last) in ranges for f in range(first, last + 1)]
     pick = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))
     batch = [preprocess([read_image(frames[i][0].image_path(frames[i][1]))], imgsz)[0].numpy()
              for i in tqdm(pick, desc="calibration frames", leave=False)]
