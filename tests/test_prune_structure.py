@@ -178,3 +178,18 @@ def test_bench_speed_prints_fps_against_flops(capsys):
     assert [r[1].strip() for r in rows] == ["yolov5n", "yolov5n pruned to 0.5"]
     assert rows[1][5].strip() == "2.00x" or 1.9 < float(rows[1][5].strip().rstrip("x")) <= 2.05
     assert float(rows[0][7]) == 1.0 and float(rows[1][7]) > 0
+
+
+def test_pruned_model_with_ultralytics_arch_options_round_trips(tmp_path):
+    from mot_kd.prune.structure import pruned_copy
+
+    base = build_model("yolov5n", id_dim=16)
+    cfg = {**base.arch["cfg"], "legacy_cls_width": 24, "batchnorm": {"eps": 1e-3, "momentum": 0.03}}
+    model = JDEModel({**base.arch, "cfg": cfg}).eval()
+    pruned = pruned_copy(model, importance_for("l1"), 0.3, IMGSZ).eval()
+    assert pruned.arch["widths"]["head.detect.cv3.0.0.conv"][1] < 24  # the legacy class branch is pruned too
+    loaded = load_checkpoint(save_checkpoint(pruned, tmp_path / "p.pt"))
+    norms = [m for m in loaded.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert {(m.eps, m.momentum) for m in norms} == {(1e-3, 0.03)}
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(loaded(x)["embedding"], pruned(x)["embedding"])
