@@ -137,3 +137,18 @@ def test_module_entry_point_exits_2(data_cfg, not_a_checkpoint, tmp_path):
         "or a damaged one); expected a model checkpoint written by mot-kd (format 'mot-kd/jde-model/1', e.g. " \
         "runs/NAME/weights/best.pt)"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_mid_job_leaves_nothing_in_out(teacher, data_cfg, tmp_path, monkeypatch):
+    from mot_kd.prune.finetune import FineTune
+
+    def broken(self, weights, out, epochs, **_):
+        (Path(out) / "weights").mkdir(parents=True)  # the stage has started writing ...
+        raise RuntimeError("killed")  # ... when it fails
+
+    monkeypatch.setattr(FineTune, "__call__", broken)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="killed"):
+        prune_main(["--weights", str(teacher), "--data", str(data_cfg), "--target-flops", "0.5", "--sparsity-epochs",
+                    "1", "--out", str(out), *TINY])
+    assert not out.exists() and not list(tmp_path.iterdir())
