@@ -33,6 +33,7 @@ def test_each_loss_reaches_only_its_parts_and_values_add_up(case):
     rows = measure(teacher, student, criterion, load_kd_config("default"), batches)
     assert set(rows) == {"task", "task_det", "task_id", "kd_erc", "kd_key_feature", "kd_pred_diff"}
     assert rows["task"]["cos_task"] == pytest.approx(1.0)
+    assert rows["kd_pred_diff"]["cos_pred_diff"] == pytest.approx(1.0) and abs(rows["kd_erc"]["cos_pred_diff"]) < 1
     assert rows["task"]["value"] == pytest.approx(rows["task_det"]["value"] + rows["task_id"]["value"], rel=1e-5)
     assert rows["task_det"]["embedding"] == 0 and rows["task_id"]["head"] == 0 and rows["task_id"]["embedding"] > 0
     assert rows["kd_erc"]["head"] == 0 and rows["kd_erc"]["embedding"] > 0 and rows["kd_erc"]["backbone"] > 0
@@ -49,6 +50,7 @@ def test_each_loss_reaches_only_its_parts_and_values_add_up(case):
     assert kd_sum == pytest.approx(float(total.detach()) * images.shape[0], rel=1e-4)
     table = format_table(rows)
     assert table.count("\n") == len(rows) + 1 and all(f"|g| {g}" in table for g in GROUPS)
+    assert "cos(trunk, pred-diff)" in table
 
 
 def test_hooks_are_removed_after_measuring(case):

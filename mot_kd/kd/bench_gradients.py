@@ -4,7 +4,8 @@ Why: a distillation loss that is 100x weaker than the task loss does nothing, on
 (or points against it) overrides the detector. Per loss part, as it enters the training total (weights
 applied, times the batch size as in the trainer), on real batches of a data config, this reports the
 value, the L2 norm of its gradient on each part of the student (backbone, neck, decouple, head,
-embedding) and the cosine between that gradient and the task loss's (det + id) on the shared trunk.
+embedding) and the cosine between that gradient and the task loss's (det + id) on the shared trunk, and, when
+pred-diff is on, the cosine to pred-diff's (whether another loss adds a direction pred-diff lacks).
 
 ``python -m mot_kd.kd.bench_gradients --teacher T.pt --student yolov5n --data D.yaml [--student-weights S.pt]``
 """
@@ -60,14 +61,19 @@ def measure(teacher, student, criterion: JDELoss, kd_cfg: dict, batches) -> dict
             values.update({f"kd_{n}": h(images, targets)[0] * images.shape[0] for n, h in hooks.items()})
             task = _grads(total, params)
             task_trunk = torch.cat([task[g] for g in TRUNK]).double()
+            trunks = {}
             for name, value in values.items():
                 grads = task if name == "task" else _grads(value, params)
                 row = sums.setdefault(name, {})
                 row["value"] = row.get("value", 0.0) + float(value.detach())
                 for group in GROUPS:
                     row[group] = row.get(group, 0.0) + float(grads[group].norm())
-                trunk = torch.cat([grads[g] for g in TRUNK]).double()
+                trunk = trunks[name] = torch.cat([grads[g] for g in TRUNK]).double()
                 row["cos_task"] = row.get("cos_task", 0.0) + float(F.cosine_similarity(trunk, task_trunk, dim=0))
+            for name, trunk in trunks.items() if "kd_pred_diff" in trunks else ():  # does a loss add to pred-diff?
+                row = sums[name]
+                row["cos_pred_diff"] = row.get("cos_pred_diff", 0.0) + float(
+                    F.cosine_similarity(trunk, trunks["kd_pred_diff"], dim=0))
     finally:
         for h in hooks.values():
             h.remove()
@@ -76,10 +82,12 @@ def measure(teacher, student, criterion: JDELoss, kd_cfg: dict, batches) -> dict
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
-    header = ["part", "value", *[f"|g| {g}" for g in GROUPS], "cos(trunk, task)"]
+    extra = all("cos_pred_diff" in row for row in rows.values())
+    header = ["part", "value", *[f"|g| {g}" for g in GROUPS], "cos(trunk, task)", *(["cos(trunk, pred-diff)"] * extra)]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name, row in rows.items():
-        cells = [name, f"{row['value']:.3g}", *[f"{row[g]:.3g}" for g in GROUPS], f"{row['cos_task']:+.2f}"]
+        cells = [name, f"{row['value']:.3g}", *[f"{row[g]:.3g}" for g in GROUPS], f"{row['cos_task']:+.2f}",
+                 *([f"{row['cos_pred_diff']:+.2f}"] * extra)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
