@@ -56,3 +56,40 @@ def test_missing_kd_bench_says_what_to_run_first(tmp_path):
     preset = load_preset(_preset(tmp_path, from_bench=str(tmp_path / "nowhere")))
     with pytest.raises(InputError, match=r"no finished KD bench there .* run `python -m mot_kd.bench --preset cpu"):
         bench_paths(preset)
+
+
+def test_bench_runs_end_to_end_on_a_tiny_kd_bench_folder(tmp_path, capsys):
+    """A stand-in KD bench folder (data, teacher, yolov5n runs) and a one-seed, one-target preset."""
+    import shutil
+
+    from mot_kd.data.synthetic import generate_dataset
+    from mot_kd.train.cli import main as train_main
+
+    bench = tmp_path / "bench"
+    for which, seed in (("TRAIN", 1), ("TUNE", 2), ("VAL", 3)):
+        generate_dataset(bench / "data", 1, 10, 192, 128, seed, prefix=which, progress=False)
+    data = bench / "configs" / "data.yaml"
+    data.parent.mkdir(parents=True)
+    data.write_text(yaml.safe_dump({"root": str(bench / "data"), "detector": "all",
+                                    "train": {"split": "full", "sequences": ["TRAIN-01"]},
+                                    "val": {"split": "full", "sequences": ["TUNE-01"]}}))
+    hyp = {"imgsz": [128, 96], "batch": 4, "nbs": 4, "optimizer": "AdamW", "lr0": 0.002, "id_dim": 16, "workers": 0,
+           "ema_tau": 10}
+    assert train_main(["--model", "yolov5n", "--data", str(data), "--epochs", "1", "--out",
+                       str(bench / "runs" / "teacher"), "--device", "cpu",
+                       *[a for k, v in hyp.items() for a in ("--set", f"{k}={v}")]]) == 0
+    for conf in ("none", "all"):  # the KD bench's yolov5n runs (here: copies of the teacher)
+        weights = bench / "runs" / "yolov5n" / conf / "seed0" / "weights"
+        weights.mkdir(parents=True)
+        shutil.copyfile(bench / "runs" / "teacher" / "weights" / "best.pt", weights / "last_student.pt")
+    preset = _preset(tmp_path, from_bench=str(bench), hyp=hyp, targets={0.5: ["bn"]}, steps=1, kd_epochs=1,
+                     seeds=[0])
+    out = tmp_path / "prune_bench"
+    assert main(["--preset", preset, "--out", str(out)]) == 0
+    table = (out / "results.md").read_text()
+    assert "| yolov5n pruned to 0.5 FLOPs, bn importance, KD | 1 |" in table
+    assert "| yolov5n from scratch, no KD | 1 |" in table and (out / "results.png").stat().st_size > 1000
+    cached = (out / "flops0.5" / "bn" / "seed0" / "val.json").read_text()
+    assert main(["--preset", preset, "--out", str(out)]) == 0  # finished runs are read back, not redone
+    assert (out / "flops0.5" / "bn" / "seed0" / "val.json").read_text() == cached
+    assert capsys.readouterr().out.count("| yolov5n pruned to 0.5 FLOPs, bn importance, no KD | 1 |") == 2

@@ -21,7 +21,7 @@ from loguru import logger
 
 from mot_kd.config import check_keys, load_yaml, resolve_config
 from mot_kd.errors import InputError, cli_entry
-from mot_kd.models import load_checkpoint
+from mot_kd.models import load_checkpoint, read_checkpoint
 from mot_kd.prune.finetune import FineTune
 from mot_kd.prune.importance import KINDS
 from mot_kd.prune.pipeline import PruneJob, check_target, run_prune
@@ -132,12 +132,12 @@ def execute(preset: dict, run: dict, teacher: Path, data: Path, val: list[str]) 
     return scores
 
 
-def report(preset: dict, results: list[tuple[dict, dict]], out: Path) -> str:
+def report(preset: dict, results: list[tuple[dict, dict]], out: Path, teacher: str) -> str:
     """Mean ± std over seeds per configuration, as Markdown; also ``out/results.png`` (IDF1 vs GFLOPs)."""
     groups: dict[str, list[dict]] = {}
     for run, scores in results:
         for variant, s in scores.items():
-            label = (f"yolov5s pruned to {run['target']:g} FLOPs, {run['importance']} importance, {variant}"
+            label = (f"{teacher} pruned to {run['target']:g} FLOPs, {run['importance']} importance, {variant}"
                      if run["kind"] == "prune" else f"{preset['scratch']['model']} from scratch, {variant}")
             groups.setdefault(label, []).append(s)
     lines = ["| model | seeds | GFLOPs | tracking FPS | " + " | ".join(METRICS) + " |",
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     teacher, data, val = bench_paths(preset)
     results = [(r, execute(preset, r, teacher, data, val)) for r in runs]
-    table = report(preset, results, out)
+    table = report(preset, results, out, str(read_checkpoint(teacher)["arch"].get("name")))
     atomic_write_text(out / "results.md", table)
     atomic_write_text(out / "results.yaml", yaml.safe_dump([{**{k: str(v) for k, v in r.items()}, "scores": s}
                                                             for r, s in results], sort_keys=False))
