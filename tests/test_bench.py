@@ -375,3 +375,20 @@ def test_same_weights_compares_architecture_and_every_tensor(smoke, tmp_path):
     assert same_weights(weights / "best.pt", weights / "last_student.pt")  # one epoch: the same model
     other = smoke / "runs" / "yolov5n" / "all" / "seed0" / "train" / "weights" / "best.pt"
     assert not same_weights(weights / "best.pt", other)  # same architecture, other training
+
+
+def test_significance_is_the_difference_of_means_over_the_pooled_seed_std():
+    from mot_kd.bench.report import compare, significance
+
+    def group(conf, mean, std, n=3):
+        return {"arch": "n", "configuration": conf, "n": n, "mean": {"IDF1": mean, "MOTA": mean, "IDSW": 10 * mean},
+                "std": {"IDF1": std, "MOTA": std, "IDSW": 10 * std}}
+
+    kd, base = group("all", 0.70, 0.01), group("none", 0.65, 0.02)
+    c = compare(kd, base, "IDF1")
+    assert c["diff"] == pytest.approx(0.05) and c["pooled_std"] == pytest.approx((2.5e-4) ** 0.5)
+    assert c["ratio"] == pytest.approx(0.05 / 2.5e-4 ** 0.5) and c["t"] == pytest.approx(c["ratio"] / (2 / 3) ** 0.5)
+    assert compare(group("all", 0.7, 0.0, n=1), base, "IDF1")["ratio"] is None  # one run: no spread to compare
+    rows = significance({"n/none": base, "n/all": kd, "n/fgd": group("fgd", 0.66, 0.01), "teacher": group("t", 1, 0)})
+    assert set(rows["n"]) == {"all", "fgd"} and set(rows["n"]["all"]) == {"none"}
+    assert rows["n"]["fgd"]["all"]["IDF1"]["diff"] == pytest.approx(-0.04)  # a baseline against ours

@@ -31,7 +31,8 @@ SIGNIFICANCE_METRICS = ("IDF1", "MOTA", "IDSW")
 SIGNIFICANCE_NOTE = ("significance[arch][configuration][reference][metric]: diff = difference of means (row - "
                      "reference), pooled_std = sqrt(((n_a-1) s_a^2 + (n_b-1) s_b^2) / (n_a + n_b - 2)), ratio = diff / "
                      "pooled_std, t = diff / (pooled_std sqrt(1/n_a + 1/n_b)) (Student's t, n_a + n_b - 2 dof; with "
-                     "3 + 3 seeds |t| > 2.78, i.e. |ratio| > 2.27, is p < 0.05 two-sided); null where a side has one run "
+                     "3 + 3 seeds |t| > 2.78, i.e. |ratio| > 2.27, is p < 0.05 two-sided); null where a side has one "
+                     "run "
                      "or the pooled std is 0. References: none (no KD) and all (our three losses)")
 GAP_NOTE = ("gap_closed = (mean KD student - mean student) / (mean teacher - mean student) per metric; null where "
             "teacher and student means are equal (gap 0: the ratio is undefined)")
@@ -119,7 +120,8 @@ def schedule_statement(preset: Preset) -> str:
     """Which protocol a preset measures: equal schedules (capacity gap only) or a short student schedule."""
     t, s = preset.teacher["epochs"], preset.student_epochs
     if t == s:
-        return (f"equal schedule: teacher and students train {s} epochs on the same data, so the teacher-student "
+        return (f"equal schedule: teacher and students train {s} epoch{'s' * (s != 1)} on the same data, so the "
+                "teacher-student "
                 "gap is one of capacity and KD is measured against a student trained as long as its teacher")
     return (f"short student schedule: the teacher trains {t} epochs, the students {s}; the gap mixes capacity with "
             "training length, so KD may also be measured speeding up convergence")
@@ -219,7 +221,8 @@ def _significance_lines(report: dict) -> list[str]:
     """Per row: difference of means to no KD and to our three losses, in units of the pooled seed std."""
     refs = ("none", "all")
     lines = ["", ("Significance: difference of means (IDF1/MOTA in points, IDSW in counts) and, in brackets, that "
-                  "difference over the pooled seed std (σ); with 3 + 3 seeds |Δ/σ| > 2.27 is p < 0.05 (Student's t):"),
+                  "difference over the pooled seed std (σ); with 3 + 3 seeds |Δ/σ| > 2.27 is p < 0.05 "
+                  "(Student's t):"),
              "", "| student | KD | " + " | ".join(f"{m} vs {'no KD' if r == 'none' else 'ours'}"
                                                    for r in refs for m in SIGNIFICANCE_METRICS) + " |",
              "| --- | --- |" + " ---: |" * (len(refs) * len(SIGNIFICANCE_METRICS))]
