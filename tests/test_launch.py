@@ -57,3 +57,21 @@ def test_make_launcher_and_missing_ray(monkeypatch):
 def test_bench_launcher_flags_are_checked(tmp_path, capsys, argv, message):
     assert bench_main(["--preset", "smoke", "--out", str(tmp_path), *argv]) == 2
     assert capsys.readouterr().err.strip() == message
+
+
+def test_unreachable_ray_cluster_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    class NoCluster:  # stands in for the ray module: no instance running at the address
+        @staticmethod
+        def is_initialized():
+            return False
+
+        @staticmethod
+        def init(**kwargs):
+            raise ConnectionError(f"Could not find any running Ray instance at {kwargs['address']}.")
+
+    monkeypatch.setitem(sys.modules, "ray", NoCluster)
+    out = tmp_path / "out"
+    assert bench_main(["--preset", "smoke", "--out", str(out), "--launcher", "ray", "--address", "auto"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --address auto: cannot connect to a Ray cluster (Could not "
+                                               "find any running Ray instance at auto.)")
+    assert not out.exists()

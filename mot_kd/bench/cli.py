@@ -87,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         report(preset, out, load_tuning(out))
         return 0
+    launcher = make_launcher(args.launcher, args.jobs, args.address)
+    if args.launcher == "ray" and not args.plan:
+        launcher.connect()  # a wrong --address fails before any data or run folder is written
     runner = Runner(preset, out, args.device)
     tuning = load_tuning(out)
-    launcher = make_launcher(args.launcher, args.jobs, args.address)
     gpus = args.gpus_per_run if args.gpus_per_run is not None else default_gpus(runner.device)
     if args.tune:
         specs = tune_specs(preset, out)

@@ -29,7 +29,8 @@ class RayLauncher:
     def __init__(self, address: str | None = None):
         self.address = address
 
-    def _connect(self):
+    def connect(self):
+        """Join the running Ray instance, the cluster at ``address`` or a new local one; errors are one line."""
         ray = _ray()
         if not ray.is_initialized():
             try:
@@ -44,7 +45,7 @@ class RayLauncher:
         """Submit every task; the first failure cancels the others (running ones are interrupted) and is raised."""
         if not tasks:
             return
-        ray = self._connect()
+        ray = self.connect()
         available = ray.cluster_resources()
         for task in tasks:
             if task.cpus > available.get("CPU", 0) or task.gpus > available.get("GPU", 0):
