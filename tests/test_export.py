@@ -140,9 +140,10 @@ def test_qat_with_kd_lowers_the_kd_loss(data_root):
     fq = fake_quant_copy(model)
     assert sum(isinstance(m, FakeQuantConv) for m in fq.modules()) > 50
     assert "head.box.p3" in dict(fq.named_modules())  # tap names survive the wrapping
-    tuned, history = qat_finetune(model, QATSettings(data_root, IMGSZ, steps=12, batch=2, lr=1e-3, detection_loss=False))
+    settings = {"steps": 12, "batch": 2, "detection_loss": False}  # the KD losses alone
+    tuned, history = qat_finetune(model, QATSettings(data_root, IMGSZ, lr=1e-3, **settings))
     # control: the same batches with a learning rate of ~0, where only the observers' ranges adapt
-    _, control = qat_finetune(model, QATSettings(data_root, IMGSZ, steps=12, batch=2, lr=1e-12, detection_loss=False))
+    _, control = qat_finetune(model, QATSettings(data_root, IMGSZ, lr=1e-12, **settings))
     assert control[0] == pytest.approx(history[0])  # same start: the fake-quant student vs its FP32 self
     assert np.mean(history[-3:]) < 0.5 * np.mean(control[-3:])  # measured ~1.0 vs ~9.9
     assert not any(isinstance(m, (FakeQuantConv, nn.BatchNorm2d)) for m in tuned.modules())

@@ -24,7 +24,7 @@ from eval.model_run import RunSettings, track_and_evaluate
 from mot_kd.errors import InputError
 from mot_kd.export.pipeline import Int8Settings, export_model
 from mot_kd.export.qat import QATSettings
-from mot_kd.export.quantize import calibration_frames, check_groups
+from mot_kd.export.quantize import DEFAULT_FP32, calibration_frames, check_groups
 from mot_kd.models import load_checkpoint
 from mot_kd.models.backends import load_model
 from mot_kd.models.predict import check_imgsz
@@ -52,10 +52,11 @@ def parse_args(argv):
     p.add_argument("--imgsz", type=int, nargs=2, metavar=("W", "H"), help="default: the student's training size")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of every runtime (default 1)")
     p.add_argument("--calib-frames", type=int, default=64)
-    p.add_argument("--keep-fp32", nargs="*", default=[], metavar="GROUP", help="INT8 layer groups kept in FP32")
+    p.add_argument("--keep-fp32", nargs="*", default=list(DEFAULT_FP32), metavar="GROUP",
+                   help="INT8 layer groups kept in FP32 (default: first)")
     p.add_argument("--qat-steps", type=int, default=100)
     p.add_argument("--qat-batch", type=int, default=4)
-    p.add_argument("--qat-lr", type=float, default=1e-4)
+    p.add_argument("--qat-lr", type=float, default=1e-6)
     p.add_argument("--conf", type=float, default=0.1)
     p.add_argument("--iou", type=float, default=0.6)
     p.add_argument("--work", default="runs/deploy_bench", help="exported models and result files")
@@ -149,9 +150,9 @@ def write_report(rows: list[dict], info: dict, out: Path) -> None:
     atomic_write_text(out / "deploy_bench.md", text)
     atomic_write_text(out / "deploy_bench.json", json.dumps({"info": info, "rows": rows}, indent=2))
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        ax.scatter(r["fps"], r["IDF1"], s=40)
-        ax.annotate(r["variant"], (r["fps"], r["IDF1"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    for r, marker in zip(rows, "osD^v<>ph"):
+        ax.scatter(r["fps"], r["IDF1"], s=50, marker=marker, label=f"{r['variant']} ({r['fps']:.1f} FPS)")
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_xlabel(f"tracking FPS ({info['threads']} thread(s), {info['cpu']})")
     ax.set_ylabel("IDF1 (%)")
     ax.set_title("Deployment: accuracy vs speed")

@@ -14,7 +14,7 @@ from loguru import logger
 
 from mot_kd.errors import InputError, cli_entry
 from mot_kd.export.pipeline import FORMATS, Int8Settings, check_format, export_model
-from mot_kd.export.quantize import SENSITIVE
+from mot_kd.export.quantize import DEFAULT_FP32, SENSITIVE
 
 DEFAULT_IMGSZ = (1088, 608)
 
@@ -31,13 +31,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calib", help="--int8: MOTChallenge data root whose frames calibrate the activation ranges")
     p.add_argument("--calib-frames", type=int, default=64, help="--int8: calibration frames (spread evenly)")
     p.add_argument("--calib-method", default="minmax", help="--int8: minmax, percentile or entropy")
-    p.add_argument("--keep-fp32", nargs="+", default=[], metavar="GROUP",
-                   help=f"--int8: layer groups kept in FP32: {', '.join(SENSITIVE)}")
+    p.add_argument("--keep-fp32", nargs="*", default=list(DEFAULT_FP32), metavar="GROUP",
+                   help=f"--int8: layer groups kept in FP32: {', '.join(SENSITIVE)} (default: first; none: "
+                        "quantize them all)")
     p.add_argument("--qat", action="store_true",
                    help="--int8: quantization-aware fine-tuning with KD from the FP32 model first (uses --calib's gt)")
     p.add_argument("--qat-steps", type=int, default=100, help="--qat: optimizer steps")
     p.add_argument("--qat-batch", type=int, default=4, help="--qat: batch size")
-    p.add_argument("--qat-lr", type=float, default=1e-4, help="--qat: AdamW learning rate")
+    p.add_argument("--qat-lr", type=float, default=1e-6,
+                   help="--qat: AdamW learning rate (higher hurt here, docs/deploy.md)")
     p.add_argument("--kd", default="default", help="--qat: KD config (YAML path or shipped name)")
     return p.parse_args(argv)
 
@@ -66,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             check_imgsz(args.imgsz)
         except InputError as exc:
             raise InputError(f"--imgsz {exc}") from None
-    if (args.calib or args.qat or args.keep_fp32) and not args.int8:
-        raise InputError("--calib/--qat/--keep-fp32 apply to INT8 only: add --int8")
+    if (args.calib or args.qat) and not args.int8:
+        raise InputError("--calib/--qat apply to INT8 only: add --int8")
     if args.int8 and not args.calib:
         raise InputError("--int8: needs calibration frames: --calib DATA_ROOT (MOTChallenge sequence folders)")
     model = load_checkpoint(args.weights)

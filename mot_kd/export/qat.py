@@ -33,7 +33,7 @@ class QATSettings:
     imgsz: tuple[int, int]
     steps: int = 100
     batch: int = 4
-    lr: float = 1e-4
+    lr: float = 1e-6
     kd: str | Path | dict = "default"
     seed: int = 0
     detection_loss: bool = True  # + the JDE detection loss on the gt (box, cls, DFL; no identity classifier)
