@@ -161,7 +161,7 @@ def _cli(argv, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--format", "tflite"], "--format tflite: unknown export format; choose onnx or openvino"),
-    (["--imgsz", "100", "64"], "--imgsz imgsz: width and height must be positive multiples of 32, got 100x64"),
+    (["--imgsz", "100", "64"], "--imgsz: width and height must be positive multiples of 32, got 100x64"),
     (["--int8"], "--int8: needs calibration frames: --calib DATA_ROOT"),
     (["--int8", "--calib", "NOPE"], "--calib NOPE: no such calibration data folder"),
     (["--format", "openvino", "--out", "x.onnx"], "--out x.onnx: a openvino export is written to a .xml file"),

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_imgsz(args.imgsz)
         except InputError as exc:
-            raise InputError(f"--imgsz {exc}") from None
+            raise InputError(f"--{exc}") from None  # imgsz: ... -> --imgsz: ...
     if (args.calib or args.qat) and not args.int8:
         raise InputError("--calib/--qat apply to INT8 only: add --int8")
     if args.int8 and not args.calib:

@@ -18,7 +18,8 @@ FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
 
 @dataclass(frozen=True)
 class Int8Settings:
-    """INT8 options: calibration ``frames`` (N, 3, H, W) and the FP32 layer groups; ``qat`` set = QAT+KD first."""
+    """INT8 options: calibration ``frames`` (N, 3, H, W) and the FP32 layer groups (the CLIs default to
+    ``quantize.DEFAULT_FP32``); ``qat`` set = QAT+KD first."""
 
     frames: np.ndarray
     keep_fp32: tuple[str, ...] = ()
