@@ -370,6 +370,18 @@ def test_variant_preset_extends_its_base_and_shares_teacher_and_no_kd_runs(tmp_p
         load_preset(chained)
 
 
+def test_fingerprint_pins_the_tracker_configs_contents_not_its_name(tmp_path, monkeypatch):
+    from trackers import config as tracker_config
+    preset = load_preset("cpu")
+    spec = plan_runs(preset, tmp_path, None)[0]
+    assert fingerprint(preset, spec)["tracker"] == tracker_config.load_tracker_config("jde")
+    assert fingerprint(preset, spec)["tracker"]["appearance_fusion"] == "motion"  # the recorded table's tracker
+    changed = {**tracker_config.load_tracker_config("jde"), "track_buffer": 60}
+    monkeypatch.setattr("mot_kd.bench.runner.load_tracker_config", lambda name: changed)
+    assert fingerprint(preset, spec)["hyp"] == {**preset.hyp, **preset.eval}  # same name ...
+    assert fingerprint(preset, spec)["tracker"]["track_buffer"] == 60  # ... other contents: a stale cache
+
+
 def test_same_weights_compares_architecture_and_every_tensor(smoke, tmp_path):
     weights = smoke / "runs" / "yolov5n" / "none" / "seed0" / "train" / "weights"
     assert same_weights(weights / "best.pt", weights / "last_student.pt")  # one epoch: the same model

@@ -36,6 +36,7 @@ from mot_kd.train import cli as train_cli
 from mot_kd.train.distributed import DistContext, select_device
 from mot_kd.train.report import read_results_csv
 from mot_kd.utils.io import atomic_write_text
+from trackers.config import load_tracker_config
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,10 @@ def plan_runs(preset: Preset, out: Path, tuned: dict | None) -> list[RunSpec]:
 def fingerprint(preset: Preset, spec: RunSpec) -> dict:
     """Everything that determines a run's result; a cached run with another fingerprint is an error."""
     teacher = {**preset.teacher} if spec.kd is not None else None
+    hyp = {**preset.hyp, **preset.eval}
+    tracker = load_tracker_config({**load_yaml("default", "train"), **hyp}["tracker"])  # contents, not the name
     return {"name": spec.name, "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs, "kd": spec.kd,
-            "teacher": teacher, "hyp": {**preset.hyp, **preset.eval}, "data": preset.data, "eval_set": spec.eval_set,
+            "teacher": teacher, "hyp": hyp, "tracker": tracker, "data": preset.data, "eval_set": spec.eval_set,
             **({"team": list(spec.team)} if spec.team else {})}
 
 
