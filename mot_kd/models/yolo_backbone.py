@@ -17,6 +17,7 @@ from torch import nn
 from ultralytics.nn.tasks import parse_model
 
 from mot_kd.config import CONFIG_ROOT, did_you_mean, load_yaml, resolve_config
+from mot_kd.models import blocks  # noqa: F401  (registers the search space's row modules with ultralytics)
 from mot_kd.errors import InputError
 
 LEVELS = ("p3", "p4", "p5")

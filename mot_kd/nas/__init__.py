@@ -1,0 +1,9 @@
+"""One-shot architecture search for the student (LightTrack-style); see docs/nas.md.
+
+Built so far: the YAML search space, candidates as plain dicts, their standalone models and costs.
+"""
+from mot_kd.nas.cost import candidate_cost, check_budget, smallest_candidate
+from mot_kd.nas.space import SearchSpace, build_candidate, candidate_cfg, check_candidate, load_space
+
+__all__ = ["SearchSpace", "build_candidate", "candidate_cfg", "candidate_cost", "check_budget", "check_candidate",
+           "load_space", "smallest_candidate"]
