@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
-from tqdm import tqdm
 
 from eval.metrics import clear, hota, identity
+from eval.pool import run_ordered
 from eval.protocol import SequenceData, listing, prepare
 from mot_kd.errors import InputError
 
@@ -50,8 +50,12 @@ class EvalResult:
 
 
 def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", preprocess: bool = True,
-             progress: bool = False) -> EvalResult:
-    """Evaluate sequences like TrackEval's MotChallenge2DBox + HOTA/CLEAR/Identity; raises InputError."""
+             progress: bool = False, workers: int | None = None) -> EvalResult:
+    """Evaluate sequences like TrackEval's MotChallenge2DBox + HOTA/CLEAR/Identity; raises InputError.
+
+    ``workers``: processes for the sequences (1: in this process; None: a pool only where it pays, see
+    :func:`eval.pool.choose_workers`). Results are identical whichever is used.
+    """
     sequences = list(sequences)
     names = [s.name for s in sequences]
     unique, counts = np.unique(names, return_counts=True)
@@ -59,11 +63,9 @@ def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", prepro
         raise InputError(f"duplicate sequence names: {listing(unique[counts > 1].tolist())}")
     result = EvalResult(benchmark)
     all_counts = []
-    for seq in tqdm(sequences, desc="evaluate", unit="seq", disable=not progress, leave=False):
-        prepared = prepare(seq, benchmark, preprocess)
-        raw = {name: module.count(prepared) for name, module in METRICS.items()}
-        counts = {"GT_IDs": prepared.num_gt_ids, "IDs": prepared.num_trk_ids,
-                  "GT_Dets": prepared.num_gt_dets, "Dets": prepared.num_trk_dets}
+    jobs = [(seq, benchmark, preprocess) for seq in sequences]
+    sizes = [len(seq.gt) + len(seq.tracker) for seq in sequences]
+    for seq, (raw, counts) in zip(sequences, run_ordered(count_sequence, jobs, sizes, workers, progress)):
         result.raw[seq.name] = raw
         result.sequences[seq.name] = public_metrics(raw, counts)
         all_counts.append(counts)
@@ -72,3 +74,11 @@ def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", prepro
         result.raw["COMBINED"] = raw
         result.combined = public_metrics(raw, {k: sum(c[k] for c in all_counts) for k in all_counts[0]})
     return result
+
+
+def count_sequence(seq: SequenceData, benchmark: str, preprocess: bool) -> tuple[dict, dict]:
+    """One sequence's TrackEval-named counts and its detection/id counts (the unit a pool worker runs)."""
+    prepared = prepare(seq, benchmark, preprocess)
+    raw = {name: module.count(prepared) for name, module in METRICS.items()}
+    return raw, {"GT_IDs": prepared.num_gt_ids, "IDs": prepared.num_trk_ids,
+                 "GT_Dets": prepared.num_gt_dets, "Dets": prepared.num_trk_dets}

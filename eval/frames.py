@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eval.assignment import linear_sum_assignment
+
 EPS = np.finfo("float").eps
 _MAX_PAIRS_PER_CHUNK = 2_000_000  # bounds the temporary memory of the dense pair enumeration
 
@@ -119,10 +121,7 @@ def solve_frame(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, shape: tu
     """TrackEval's Hungarian step on one frame's score matrix; mask of the given entries kept (score > eps).
 
     scipy's solver, as in TrackEval: another optimal assignment (``lap``) could break exact ties differently.
-    Imported here, on first use: ``scipy.optimize`` takes ~0.6 s to import, which ``--help`` must not pay.
     """
-    from scipy.optimize import linear_sum_assignment
-
     mat = np.zeros(shape)
     mat[rows, cols] = score
     mr, mc = linear_sum_assignment(-mat)

@@ -142,10 +142,10 @@ def describe_numbering(numbering: dict[str, str]) -> str:
 
 def evaluate_folder(data_root: str | Path, results_dir: str | Path, split: str = "full", benchmark: str = "MOT17",
                     detector: str = "FRCNN", progress: bool = False, seqs: list[str] | None = None,
-                    missing: str = "error") -> tuple[EvalResult, Protocol]:
+                    missing: str = "error", workers: int | None = None) -> tuple[EvalResult, Protocol]:
     """Evaluate a results folder against a data root (gt loading, alignment, evaluation); ``seqs`` and
-    ``missing`` as in :func:`load_gt` and :func:`load_results`."""
+    ``missing`` as in :func:`load_gt` and :func:`load_results`, ``workers`` as in :func:`evaluate`."""
     gts = load_gt(data_root, split, detector, seqs)
     sequences, numbering = load_results(gts, results_dir, missing)
     protocol = Protocol(benchmark, split, detector, numbering)
-    return evaluate(sequences, benchmark, progress=progress), protocol
+    return evaluate(sequences, benchmark, progress=progress, workers=workers), protocol

@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--missing", default="error", choices=MISSING,
                         help="a sequence without <SEQ>.txt in --results: stop with an error (default, like "
                              "TrackEval) or count it as empty (no boxes)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="processes for the sequences (1: in this process; default: one per CPU, up to one per "
+                             "sequence, when there are several sequences and enough boxes for it to pay)")
     parser.add_argument("--json", help="write {combined, sequences, protocol} here")
     parser.add_argument("--csv", help="write one row per sequence plus COMBINED here")
     return parser.parse_args(argv)
@@ -56,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights:
         result, protocol, speed = run_weights(args)
         extra = {"fps": speed["fps"], "speed": speed, "weights": args.weights}
+    elif args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers {args.workers}: must be at least 1 (1 evaluates in this process)")
     elif args.results:
         result, protocol = evaluate_folder(args.data_root, args.results, args.split, args.benchmark, args.detector,
-                                           progress=True, seqs=args.seqs, missing=args.missing)
+                                           progress=True, seqs=args.seqs, missing=args.missing,
+                                           workers=args.workers)
     else:
         raise InputError("--results is required (or --weights to track with a model first)")
     logger.info(f"{len(result.sequences)} sequences, {args.benchmark} protocol, split {args.split}, "

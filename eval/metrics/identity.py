@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eval.assignment import linear_sum_assignment
 from eval.protocol import Prepared
 
 THRESHOLD = 0.5
@@ -20,7 +21,6 @@ def _max_overlap(p: Prepared) -> int:
     e = p.edges.select(p.edges.iou >= THRESHOLD)  # TrackEval uses >= 0.5 here, without eps
     if not len(e):
         return 0
-    from scipy.optimize import linear_sum_assignment  # slow import: on first use (see frames.solve_frame)
 
     gid, tid = p.gt_id[e.gt], p.trk_id[e.trk]
     rows, r = np.unique(gid, return_inverse=True)
