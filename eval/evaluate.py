@@ -61,18 +61,21 @@ def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", prepro
     unique, counts = np.unique(names, return_counts=True)
     if (counts > 1).any():
         raise InputError(f"duplicate sequence names: {listing(unique[counts > 1].tolist())}")
-    result = EvalResult(benchmark)
-    all_counts = []
     jobs = [(seq, benchmark, preprocess) for seq in sequences]
     sizes = [len(seq.gt) + len(seq.tracker) for seq in sequences]
-    for seq, (raw, counts) in zip(sequences, run_ordered(count_sequence, jobs, sizes, workers, progress)):
-        result.raw[seq.name] = raw
-        result.sequences[seq.name] = public_metrics(raw, counts)
-        all_counts.append(counts)
-    if sequences:
-        raw = {name: module.combine([result.raw[n][name] for n in names]) for name, module in METRICS.items()}
+    return assemble(benchmark, names, run_ordered(count_sequence, jobs, sizes, workers, progress))
+
+
+def assemble(benchmark: str, names: list[str], counted: list[tuple[dict, dict]]) -> EvalResult:
+    """The result from each sequence's :func:`count_sequence` output (in sequence order), plus COMBINED."""
+    result = EvalResult(benchmark)
+    for name, (raw, counts) in zip(names, counted):
+        result.raw[name] = raw
+        result.sequences[name] = public_metrics(raw, counts)
+    if names:
+        raw = {metric: module.combine([result.raw[n][metric] for n in names]) for metric, module in METRICS.items()}
         result.raw["COMBINED"] = raw
-        result.combined = public_metrics(raw, {k: sum(c[k] for c in all_counts) for k in all_counts[0]})
+        result.combined = public_metrics(raw, {k: sum(c[k] for _, c in counted) for k in counted[0][1]})
     return result
 
 

@@ -51,7 +51,7 @@ def track_and_evaluate(model, data_root: str | Path, results_dir: str | Path, sp
         detect_s += summary["detect_s"]
         associate_s += summary["associate_s"]
     loaded, numbering = load_results(gts, results_dir)
-    result = evaluate(loaded, benchmark)
+    result = evaluate(loaded, benchmark, workers=1)  # no fork of a process holding torch's threads
     total = detect_s + associate_s
     speed = {"frames": int(frames), "detect_s": detect_s, "associate_s": associate_s,
              "fps": frames / total if total > 0 else 0.0}

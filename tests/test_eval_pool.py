@@ -7,6 +7,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 from eval import SequenceData, evaluate, assignment
+from eval.loading import evaluate_folder
 from eval.mot17 import main
 from eval.pool import POOL_MIN_ROWS, choose_workers, run_ordered
 from eval.synthetic import make_benchmark
@@ -62,7 +63,7 @@ def test_run_ordered_keeps_job_order_with_biggest_first():
     assert run_ordered(str, jobs, sizes=[1, 9, 2, 8, 3, 7], workers=3) == ["0", "1", "2", "3", "4", "5"]
 
 
-def test_cli_workers_same_table_and_bad_count(tmp_path, capsys):
+def test_folder_and_cli_workers_same_results_and_bad_count(tmp_path, capsys):
     from mot_kd.data.mot_files import write_seqinfo
     from tests.test_eval_cli import write_rows
 
@@ -72,10 +73,17 @@ def test_cli_workers_same_table_and_bad_count(tmp_path, capsys):
         write_rows(root / name / "gt" / "gt.txt", seq.gt)
         write_seqinfo(root / name, name, 30, 30, 1920, 1080)
         write_rows(res / f"{name}.txt", seq.tracker)
+    (res / "MOT17-03-FRCNN.txt").unlink()  # counted as empty with --missing empty
+    a, pa = evaluate_folder(tmp_path / "MOT17", res, missing="empty", workers=1)
+    b, pb = evaluate_folder(tmp_path / "MOT17", res, missing="empty", workers=3)
+    assert_identical(a, b)
+    assert pa.numbering == pb.numbering == {"MOT17-02-FRCNN": "original", "MOT17-03-FRCNN": "missing",
+                                            "MOT17-04-FRCNN": "original"}
     run = cli_entry(main)
     tables = []
     for workers in ("1", "3"):
-        assert run(["--data-root", str(tmp_path / "MOT17"), "--results", str(res), "--workers", workers]) == 0
+        argv = ["--data-root", str(tmp_path / "MOT17"), "--results", str(res), "--missing", "empty"]
+        assert run(argv + ["--workers", workers]) == 0
         tables.append(capsys.readouterr().out)
     assert tables[0] == tables[1] and "MOT17-04-FRCNN" in tables[0]
     assert run(["--data-root", str(tmp_path / "MOT17"), "--results", str(res), "--workers", "0"]) == 2
