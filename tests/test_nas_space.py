@@ -46,7 +46,7 @@ def test_yolov5n_is_a_candidate_with_its_exact_cost():
 def test_kernel_and_block_change_the_built_layers(smoke):
     stage = {"block": "InvertedResidualSE", "width": 0.125, "depth": 1, "kernel": 5}
     cand = smoke.candidate([dict(stage) for _ in smoke.stages], 0.125, 1, 64)
-    dw = build_candidate(cand).backbone.layers[2].dw
+    dw = build_candidate(cand).backbone.layers[2].m[0].dw
     assert dw.conv.kernel_size == (5, 5) and dw.conv.groups == dw.conv.in_channels
     cand["stages"][0].update(block="C3", kernel=5)
     assert type(build_candidate(cand).backbone.layers[2]).__name__ == "C3k"

@@ -29,11 +29,7 @@ class SqueezeExcite(nn.Module):
 
 
 class InvertedResidualSE(nn.Module):
-    """MobileNetV3/LightTrack block, channel-preserving: 1x1 expand -> k x k depthwise -> SE -> 1x1 project + x.
-
-    Row form ``[-1, n, InvertedResidualSE, [c, k, expand]]``: ultralytics passes the args as given (no width
-    scaling), so ``c`` must equal the input channels.
-    """
+    """MobileNetV3/LightTrack block, channel-preserving: 1x1 expand -> k x k depthwise -> SE -> 1x1 project + x."""
 
     def __init__(self, c: int, k: int = 3, expand: int = 4):
         super().__init__()
@@ -47,5 +43,20 @@ class InvertedResidualSE(nn.Module):
         return x + self.project(self.se(self.dw(self.pw(x))))
 
 
-for _block in (C3k, InvertedResidualSE):
+class InvertedResidualStage(nn.Module):
+    """``n`` :class:`InvertedResidualSE` blocks in ``self.m``, so their names are ``m.0 ...`` at any depth.
+
+    Row form ``[-1, 1, InvertedResidualStage, [c, n, k, expand]]``: ultralytics passes the args as given (no width
+    scaling), so ``c`` must equal the input channels.
+    """
+
+    def __init__(self, c: int, n: int = 1, k: int = 3, expand: int = 4):
+        super().__init__()
+        self.m = nn.Sequential(*(InvertedResidualSE(c, k, expand) for _ in range(n)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.m(x)
+
+
+for _block in (C3k, InvertedResidualStage):
     setattr(tasks, _block.__name__, _block)

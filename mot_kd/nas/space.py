@@ -162,7 +162,7 @@ def build_candidate(candidate: dict, nc: int = 1, names: list[str] | None = None
 def _stage_row(stage: dict, c: int, expand: int) -> list:
     block, n, k = stage["block"], stage["depth"], stage["kernel"]
     if block == "InvertedResidualSE":
-        return [n, block, [c, k, expand]]
+        return [1, "InvertedResidualStage", [c, n, k, expand]]
     if block == "C3" and k != 3:  # ultralytics' C3k takes explicit (c1, c2, n, shortcut, g, e, k)
         return [1, "C3k", [c, c, n, True, 1, 0.5, k]]
     return [n, block, [c]]
