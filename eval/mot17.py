@@ -45,8 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a sequence without <SEQ>.txt in --results: stop with an error (default, like "
                              "TrackEval) or count it as empty (no boxes)")
     parser.add_argument("--workers", type=int, metavar="N",
-                        help="processes for the sequences (1: in this process; default: one per CPU, up to one per "
-                             "sequence, when there are several sequences and enough boxes for it to pay)")
+                        help="processes for the sequences (1: in this process; default: one per idle CPU, up to one "
+                             "per sequence, when there are several sequences and enough boxes for it to pay)")
     parser.add_argument("--json", help="write {combined, sequences, protocol} here")
     parser.add_argument("--csv", help="write one row per sequence plus COMBINED here")
     return parser.parse_args(argv)

@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 from eval import SequenceData, evaluate, assignment
 from eval.loading import evaluate_folder
 from eval.mot17 import main
-from eval.pool import POOL_MIN_ROWS, choose_workers, run_ordered
+from eval.pool import POOL_MIN_ROWS, choose_workers, idle_cpus, run_ordered
 from eval.synthetic import make_benchmark
 from mot_kd.errors import InputError, cli_entry
 
@@ -49,6 +49,10 @@ def test_pool_raises_the_first_bad_sequence_in_order():
 
 def test_choose_workers(monkeypatch):
     monkeypatch.setattr("eval.pool.available_cpus", lambda: 4)
+    monkeypatch.setattr("os.getloadavg", lambda: (3.2, 0.0, 0.0))
+    assert idle_cpus() == 1 and choose_workers([POOL_MIN_ROWS] * 7) == 1  # other jobs hold the CPUs
+    monkeypatch.setattr("os.getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert idle_cpus() == 4
     big = [POOL_MIN_ROWS] * 7
     assert choose_workers(big) == 4 and choose_workers(big[:3]) == 3  # one per CPU, at most one per sequence
     assert choose_workers(big[:1]) == 1 and choose_workers([POOL_MIN_ROWS // 8] * 7) == 1  # where it pays only
