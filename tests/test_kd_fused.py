@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from test_kd_hooks import frozen_bn
 from test_kd_toys import TOY_CFG, ToyTracker, make_targets
 from mot_kd.errors import InputError
 from mot_kd.kd import KDHooks
@@ -18,14 +19,6 @@ IMAGES = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(4))
 TARGETS = make_targets()
 ONLY_FUSED = {**TOY_CFG, "fused": {"enabled": True}, "losses": {n: {"enabled": False}
                                                                   for n in ("erc", "key_feature", "pred_diff")}}
-
-
-def frozen_bn(model: nn.Module) -> nn.Module:
-    model.train()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eval()
-    return model
 
 
 def test_hybrid_of_the_teachers_own_modules_is_the_teacher():

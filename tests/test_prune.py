@@ -4,7 +4,6 @@ pruned checkpoint used by the trainer (teacher, continued training), ``eval.mot1
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,27 +12,15 @@ import pytest
 import torch
 import yaml
 
-from mot_kd.data.synthetic import generate_dataset
 from mot_kd.errors import cli_entry
 from mot_kd.models import load_checkpoint, read_checkpoint
 from mot_kd.prune.cli import main as prune_main
 from mot_kd.prune.structure import gflops
 from mot_kd.train.cli import main as train_main
 
-SETS = ["--set", "id_dim=16", "--set", "workers=0", "--set", "optimizer=AdamW", "--set", "lr0=0.002", "--set", "nbs=4",
-        "--set", "ema_tau=10"]
-TINY = ["--imgsz", "128", "96", "--batch", "4", "--device", "cpu", *SETS]
-ENV = {**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+from test_train import ENV, TINY, data_cfg  # noqa: F401 (data_cfg: the tiny synthetic set, a module fixture)
 
-
-@pytest.fixture(scope="module")
-def data_cfg(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("prune_data")
-    generate_dataset(root / "seqs", seqs=2, frames=12, width=192, height=128, seed=5, progress=False)
-    cfg = root / "data.yaml"
-    cfg.write_text(yaml.safe_dump({"root": str(root / "seqs"), "detector": "all", "train": {"split": "train_half"},
-                                   "val": {"split": "val_half"}}))
-    return cfg
+SETS = TINY[TINY.index("--set"):]  # the training settings alone (prune takes no --imgsz/--batch/--device)
 
 
 @pytest.fixture(scope="module")
