@@ -1,0 +1,55 @@
+"""``python -m mot_kd.nas`` end to end on the smoke preset: supernet -> search -> retrain, and its errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mot_kd.errors import cli_entry
+from mot_kd.models import build_model, load_checkpoint, save_checkpoint
+from mot_kd.nas.cli import main
+
+nas = cli_entry(main)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nas")
+    data = root / "data.yaml"
+    data.write_text(f"root: {root / 'seqs'}\ndetector: all\ntrain: {{split: train_half}}\nval: {{split: val_half}}\n"
+                    "synthetic: {seqs: 1, frames: 8, width: 128, height: 64, seed: 0}\n")
+    teacher = save_checkpoint(build_model("yolov5n", id_dim=64), root / "teacher.pt")
+    return root, [f"data={data}"], teacher
+
+
+def test_supernet_search_retrain(setup, capsys):
+    root, sets, teacher = setup
+    sets = [f"--set={s}" for s in sets]
+    assert nas(["supernet", "--out", str(root / "super"), "--teacher", str(teacher), *sets]) == 0
+    assert nas(["supernet", "--out", str(root / "super"), "--teacher", str(teacher), *sets]) == 2
+    assert "holds a supernet state already; add --resume" in capsys.readouterr().err
+    assert nas(["supernet", "--out", str(root / "super"), "--teacher", str(teacher), "--resume", *sets,
+                "--set=supernet.steps=5"]) == 0
+    assert nas(["search", "--out", str(root / "search"), "--supernet", str(root / "super"), *sets]) == 0
+    records = [json.loads(x) for x in (root / "search" / "search.jsonl").read_text().splitlines()]
+    best = json.loads((root / "search" / "best.json").read_text())
+    assert len(records) == 6 and best in records and best["IDF1"] == max(r["IDF1"] for r in records)
+    assert (root / "search" / "pareto.png").stat().st_size > 0
+    assert nas(["retrain", "--candidate", str(root / "search" / "best.json"), "--out", str(root / "retrain"), "--",
+                "--teacher", str(teacher), "--data", sets[0].split("=", 2)[2], "--epochs", "1", "--batch", "2",
+                "--imgsz", "128", "64"]) == 0
+    model = load_checkpoint(root / "retrain" / "train" / "weights" / "best.pt")
+    assert model.arch["cfg"]["candidate"] == best["candidate"] and model.id_dim == best["candidate"]["id_dim"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search", "--out", "x", "--supernet", "nowhere"], "--supernet nowhere: no supernet state at nowhere/weights/last.pt"),
+    (["supernet", "--out", "x", "--teacher", "t.pt", "--set", "supernet.stepz=3"], "unknown key 'stepz'"),
+    (["retrain", "--candidate", "missing.json", "--out", "x"], "--candidate missing.json: no such file"),
+    (["space", "--space", "smoke", "--budget-gflops", "0.001"], "--budget-gflops: 0.001 is below the smallest"),
+])
+def test_errors_are_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert nas(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
