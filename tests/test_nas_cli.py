@@ -43,7 +43,8 @@ def test_supernet_search_retrain(setup, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["search", "--out", "x", "--supernet", "nowhere"], "--supernet nowhere: no supernet state at nowhere/weights/last.pt"),
+    (["search", "--out", "x", "--supernet", "nowhere"],
+     "--supernet nowhere: no supernet state at nowhere/weights/last.pt"),
     (["supernet", "--out", "x", "--teacher", "t.pt", "--set", "supernet.stepz=3"], "unknown key 'stepz'"),
     (["retrain", "--candidate", "missing.json", "--out", "x"], "--candidate missing.json: no such file"),
     (["space", "--space", "smoke", "--budget-gflops", "0.001"], "--budget-gflops: 0.001 is below the smallest"),
@@ -53,3 +54,12 @@ def test_errors_are_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch
     assert nas(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu"])
+def test_shipped_presets_load_and_name_their_space(name):
+    from mot_kd.nas.space import load_space
+    from mot_kd.nas.steps import load_preset
+
+    preset = load_preset(name, ["supernet.steps=3"])
+    assert preset["supernet"]["steps"] == 3 and load_space(preset["space"]).where == preset["space"]

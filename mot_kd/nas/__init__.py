@@ -1,6 +1,7 @@
 """One-shot architecture search for the student (LightTrack-style); see docs/nas.md.
 
-Built so far: the YAML search space, candidates as plain dicts, their standalone models and costs.
+Search space and costs (space, cost), weight-sharing supernet and its KD training (supernet, supernet_train),
+evolutionary search scored by tracking (evolution, score, report), the CLI stages (steps, cli).
 """
 from mot_kd.nas.cost import candidate_cost, check_budget, smallest_candidate
 from mot_kd.nas.space import SearchSpace, build_candidate, candidate_cfg, check_candidate, load_space

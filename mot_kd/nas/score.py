@@ -47,7 +47,7 @@ def cpu_latency_ms(model: nn.Module, imgsz: tuple[int, int], repeats: int = 3) -
 
 
 class TrackingScorer:
-    """``scorer(candidate) -> {"IDF1", "MOTA"}``: inherit, recalibrate, track and evaluate ``split`` of ``data_root``."""
+    """``scorer(candidate) -> {"IDF1", "MOTA"}``: inherit, recalibrate, track, evaluate ``split`` of ``data_root``."""
 
     def __init__(self, supernet: Supernet, calib: list[torch.Tensor], data_root: str | Path, split: str = "val_half",
                  sequences: list[str] | None = None, imgsz: tuple[int, int] = (320, 192), detector: str = "all",
