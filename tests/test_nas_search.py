@@ -70,3 +70,15 @@ def test_pareto_front_and_budget_errors(space, tmp_path):
         evolve(space, lambda c: {}, 0.001, EvolutionSettings(), tmp_path / "x.jsonl")
     with pytest.raises(InputError, match="need 1 <= parents <= population"):
         evolve(space, lambda c: {}, None, EvolutionSettings(population=2, parents=3), tmp_path / "x.jsonl")
+
+
+def test_latency_budget_filters_candidates(space, tmp_path):
+    def latency(cand):
+        return 10.0 * sum(s["depth"] for s in cand["stages"])
+
+    records = evolve(space, lambda c: {"IDF1": float(c["id_dim"]), "MOTA": 0.0}, None,
+                     EvolutionSettings(population=3, generations=2, parents=2, seed=0), tmp_path / "l.jsonl",
+                     latency, budget_latency_ms=50.0)
+    assert len(records) == 6 and all(r["latency_ms"] == latency(r["candidate"]) <= 50 for r in records)
+    with pytest.raises(InputError, match="--budget-latency-ms needs a latency measure"):
+        evolve(space, lambda c: {}, None, EvolutionSettings(), tmp_path / "x.jsonl", None, 5.0)

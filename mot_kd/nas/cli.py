@@ -12,6 +12,8 @@ import random
 import sys
 from pathlib import Path
 
+import torch
+
 from mot_kd.errors import InputError, cli_entry
 from mot_kd.nas.cost import candidate_cost, check_budget
 from mot_kd.nas.space import load_space
@@ -33,6 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument("--out", required=True, help="run folder")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a preset value, e.g. supernet.steps=10 (JSON values)")
+        p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on 2 shared cores more "
+                       "threads were ~10x slower per step here, docs/nas.md)")
     sub.choices["supernet"].add_argument("--teacher", required=True, help="trained teacher checkpoint (best.pt)")
     sub.choices["supernet"].add_argument("--resume", action="store_true", help="continue OUT/weights/last.pt")
     sub.choices["search"].add_argument("--supernet", required=True, help="supernet run folder (its weights/last.pt)")
@@ -51,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "retrain":
         extra = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
         return retrain(args.candidate, args.out, extra)
+    if args.threads < 1:
+        raise InputError(f"--threads: expected >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     preset = load_preset(args.preset, args.set)
     if args.command == "supernet":
         run_supernet(preset, args.teacher, Path(args.out), args.resume)
