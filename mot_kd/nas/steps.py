@@ -64,12 +64,14 @@ def load_preset(name: str, overrides: list[str]) -> dict:
     return preset
 
 
-def _dataset(preset: dict, seed: int):
+def _dataset(preset: dict, seed: int, augment: bool = True):
+    """The data config (generated first if synthetic and missing) and its training set at the preset's size."""
     from mot_kd.train.cli import prepare_data
 
     data = load_data_config(preset["data"])
     prepare_data(data, True)
-    return data, MOTTrainDataset.from_sources(data.train_sources(), size=tuple(preset["imgsz"]), seed=seed)
+    kwargs = {} if augment else {"augment": None}
+    return data, MOTTrainDataset.from_sources(data.train_sources(), size=tuple(preset["imgsz"]), seed=seed, **kwargs)
 
 
 def run_supernet(preset: dict, teacher: str, out: Path, resume: bool) -> None:
@@ -112,7 +114,7 @@ def run_search(preset: dict, supernet_dir: Path, out: Path) -> dict:
     net.load_state_dict(state["student"])
     s = dict(preset.get("search", {}))
     budget, latency_budget = s.pop("budget_gflops", None), s.pop("budget_latency_ms", None)
-    data, dataset = _dataset(preset, int(s.get("seed", 0)))
+    data, dataset = _dataset(preset, int(s.get("seed", 0)), augment=False)  # BN statistics of plain frames
     if data.val is None:
         raise InputError(f"{data.source}: val is null; the search scores candidates on its val (tune) sequences")
     calib_batches = int(s.pop("calib_batches", 4))
