@@ -5,11 +5,13 @@ import json
 
 import pytest
 
+from mot_kd.config import CONFIG_ROOT
 from mot_kd.errors import cli_entry
 from mot_kd.models import build_model, load_checkpoint, save_checkpoint
 from mot_kd.nas.cli import main
 
 nas = cli_entry(main)
+SMOKE_SPACE = CONFIG_ROOT / "nas" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +65,14 @@ def test_shipped_presets_load_and_name_their_space(name):
 
     preset = load_preset(name, ["supernet.steps=3"])
     assert preset["supernet"]["steps"] == 3 and load_space(preset["space"]).where == preset["space"]
+
+
+def test_search_refuses_a_supernet_of_an_edited_space(setup, tmp_path, capsys):
+    root, sets, teacher = setup
+    space = tmp_path / "space.yaml"
+    space.write_text(SMOKE_SPACE.read_text())
+    args = [f"--set=space={space}", *[f"--set={s}" for s in sets], "--set=supernet.steps=1"]
+    assert nas(["supernet", "--out", str(tmp_path / "s"), "--teacher", str(teacher), *args]) == 0
+    space.write_text(SMOKE_SPACE.read_text().replace("width: [0.0625, 0.125]", "width: [0.0625, 0.25]"))
+    assert nas(["search", "--out", str(tmp_path / "x"), "--supernet", str(tmp_path / "s"), *args]) == 2
+    assert "its weights do not match the space" in capsys.readouterr().err

@@ -111,7 +111,11 @@ def run_search(preset: dict, supernet_dir: Path, out: Path) -> dict:
         raise InputError(f"--supernet {supernet_dir}: not a supernet run (its state is a {state['job'].get('kind')})")
     space = load_space(state["job"]["space"])
     net = Supernet(space)
-    net.load_state_dict(state["student"])
+    try:
+        net.load_state_dict(state["student"])
+    except RuntimeError:
+        raise InputError(f"--supernet {supernet_dir}: its weights do not match the space {space.where} (was the "
+                         "space YAML edited after the supernet was trained?)") from None
     s = dict(preset.get("search", {}))
     budget, latency_budget = s.pop("budget_gflops", None), s.pop("budget_latency_ms", None)
     data, dataset = _dataset(preset, int(s.get("seed", 0)), augment=False)  # BN statistics of plain frames
