@@ -161,8 +161,8 @@ def evaluate_folder(data_root: str | Path, results_dir: str | Path, split: str =
     selected = select_sequences(find_sequences(data_root, detector), seqs)
     files = result_files([s.name for s in selected], results_dir, missing)
     jobs = [(seq, split, files.get(seq.name), benchmark) for seq in selected]
-    sizes = [sum(p.stat().st_size for p in (seq.gt_path, files.get(seq.name)) if p) // BYTES_PER_ROW
-             for seq in selected]
+    sizes = [sum(p.stat().st_size for p in (seq.gt_path, files.get(seq.name)) if p and p.is_file()) // BYTES_PER_ROW
+             for seq in selected]  # a missing file counts 0 here; read_gt names it
     done = run_ordered(_load_and_count, jobs, sizes, workers, progress)
     protocol = Protocol(benchmark, split, detector, {s.name: numbering for s, (_, numbering) in zip(selected, done)})
     return assemble(benchmark, [s.name for s in selected], [counted for counted, _ in done]), protocol

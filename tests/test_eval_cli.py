@@ -11,7 +11,7 @@ from eval.loading import evaluate_folder
 from eval.mot17 import main
 from eval.synthetic import make_benchmark
 from mot_kd.data.mot_files import write_seqinfo
-from mot_kd.errors import cli_entry
+from mot_kd.errors import InputError, cli_entry
 
 run = cli_entry(main)
 
@@ -230,3 +230,13 @@ def test_start_up_imports_stay_lean(dataset):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "" and "COMBINED" in lines[-2] and lines[-1] == ""  # the solver loads without scipy.optimize
+
+
+def test_missing_gt_file_is_a_one_line_error(dataset, capsys):
+    root, res, _ = dataset
+    gt = root / "train" / "MOT17-04-FRCNN" / "gt" / "gt.txt"
+    gt.unlink()
+    assert run(["--data-root", str(root), "--results", str(res)]) == 2
+    assert last_error_line(capsys) == f"error: {gt}: file not found"
+    with pytest.raises(InputError, match="file not found"):
+        evaluate_folder(root, res)
