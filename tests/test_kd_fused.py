@@ -84,6 +84,8 @@ class SideTracker(ToyTracker):
 @pytest.mark.parametrize("cfg, message", [
     ({"fused": {"enabled": True, "points": ["backbone"]}, "taps": {"backbone": ["side"]}},
      r"fuse point 'backbone' cannot be re-entered: the teacher's head/embedding taps do not depend on 'side'"),
+    ({"fused": {"enabled": True, "points": ["backbone"]}, "taps": {"backbone": ["side"]}, "build_input_size": None},
+     r"fuse point 'backbone' cannot be re-entered"),  # no dry run: checked at the first kd() call
     ({"fused": {"enabled": True}, "taps": {"neck": ["neck.p3[0]", "neck.p4", "neck.p5"]}},
      r"tap 'neck.p3\[0\]' cannot be re-entered: a fuse point must be a module's whole"),
     ({"fused": {"enabled": True, "points": ["cls"]}}, r"'cls' is not a feature tap group"),
@@ -91,8 +93,11 @@ class SideTracker(ToyTracker):
 ])
 def test_fuse_points_that_cannot_be_re_entered_are_one_line_errors(cfg, message):
     torch.manual_seed(2)
+    student = SideTracker(8, 16).train()
     with pytest.raises(InputError, match=message) as err:
-        KDHooks(SideTracker(16, 32), SideTracker(8, 16).train(), {**TOY_CFG, **cfg})
+        kd = KDHooks(SideTracker(16, 32), student, {**TOY_CFG, **cfg})
+        student(IMAGES)
+        kd(IMAGES, TARGETS)
     assert "\n" not in str(err.value)
 
 

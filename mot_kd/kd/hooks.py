@@ -27,8 +27,9 @@ from mot_kd.kd.masks import check_targets
 from mot_kd.kd.recorder import TapRecorder, missing_modules, resolve_module
 from mot_kd.kd.settings import HEAD_LOSSES, LOSS_NAMES, SCHEDULE_KEYS, load_kd_config, schedule_factor, tap_groups
 
-ADAPTED_BASELINES = ("fitnet", "cwd", "fgd", "embedding")  # baselines with their own connectors
 from mot_kd.kd.tapspec import layout_error, parse_taps
+
+ADAPTED_BASELINES = ("fitnet", "cwd", "fgd", "embedding")  # baselines with their own connectors
 
 
 class KDHooks(nn.Module):
@@ -92,6 +93,7 @@ class KDHooks(nn.Module):
                                          if g not in points},
                                         self.cfg["adapter"],
                                         {t for p in points for t in self._same_architecture_taps(p)})
+        self._reentry_checked = False  # build() checks it; without a dry run, the first kd() call does
         size = self.cfg["build_input_size"]
         if sample_input is not None or size is not None:
             if sample_input is None:
@@ -160,6 +162,7 @@ class KDHooks(nn.Module):
                 self.hybrid.connectors.ensure(s_name, student_taps[s_name].shape[1], teacher_taps[t_name].shape[1],
                                               student_taps[s_name].device)
             self.hybrid.check_reentry(sample_input, point, [teacher_taps[n] for n in self.teacher_taps[point]])
+        self._reentry_checked = True
 
     def _same_architecture_taps(self, group: str) -> set[str]:
         """Student taps of ``group`` computed by the same architecture as their teacher tap (adapter: auto may
@@ -254,6 +257,10 @@ class KDHooks(nn.Module):
             return self._with_idle_adapters(zero, factors), {n: zero for n in self.active}
         teacher = self._run_teacher(images) if teacher_taps is None else teacher_taps
         self._check_shapes(student, teacher, images.shape[0], images.shape[2:])
+        if self.hybrid is not None and not self._reentry_checked:  # no dry run: else a dead fuse point gives 0.0
+            for point in self.cfg["fused"]["points"]:
+                self.hybrid.check_reentry(images, point, [teacher[n] for n in self.teacher_taps[point]])
+            self._reentry_checked = True
         parts = {}
         with torch.autocast(device_type=images.device.type, enabled=False):
             for name in self.active:
