@@ -404,3 +404,15 @@ def test_significance_is_the_difference_of_means_over_the_pooled_seed_std():
     rows = significance({"n/none": base, "n/all": kd, "n/fgd": group("fgd", 0.66, 0.01), "teacher": group("t", 1, 0)})
     assert set(rows["n"]) == {"all", "fgd"} and set(rows["n"]["all"]) == {"none"}
     assert rows["n"]["fgd"]["all"]["IDF1"]["diff"] == pytest.approx(-0.04)  # a baseline against ours
+
+
+@pytest.mark.parametrize("variant", ["cpu_fused", "cpu_mutual"])
+def test_a_variants_weight_for_an_unused_scheme_leaves_the_shared_runs_reusable(tmp_path, variant):
+    base, extended = load_preset("cpu"), load_preset(variant)
+    base_runs = {r.name: r for r in plan_runs(base, tmp_path, None)}
+    for spec in plan_runs(extended, tmp_path, None):
+        if spec.name.startswith("yolov5n/") and spec.name.split("/")[1] in ("none", "all"):
+            assert fingerprint(extended, spec) == fingerprint(base, base_runs[spec.name]), spec.name
+    if variant == "cpu_fused":
+        fused = next(r for r in plan_runs(extended, tmp_path, None) if "/fused/" in r.name)
+        assert fused.kd["fused"]["weight"] == 0.35 and fused.kd["fused"]["enabled"] is True

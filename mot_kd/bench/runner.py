@@ -100,13 +100,20 @@ def kd_config(configuration: str, preset_kd: dict, tuned: dict | None) -> dict:
     Only the ``enabled`` flags come from the configuration's file (configs/kd/), so the tuned weights and
     temperatures are the same in the all-losses run and every ablation. Resolved (every default filled in)
     so that a run's ``spec.json`` pins every KD value: a changed default in configs/kd/default.yaml makes
-    the cached runs stale instead of silently mixing two versions of a loss in one report.
+    the cached runs stale instead of silently mixing two versions of a loss in one report. A scheme the
+    configuration does not use (``fused`` off, ``mutual`` outside the mutual configuration) keeps the defaults,
+    so a preset's weight for it never enters the other runs' fingerprints (cpu_fused reuses cpu's runs).
     """
     shipped = load_kd_config(CONFIGURATIONS[configuration])
     enabled = shipped["losses"]
     flags = {"losses": {name: {"enabled": enabled[name]["enabled"]} for name in LOSS_NAMES},
              "fused": {k: shipped["fused"][k] for k in ("enabled", "points")}}
-    return load_kd_config(deep_merge(deep_merge(preset_kd, tuned or {}), flags))  # fails early on a bad key
+    merged = deep_merge(deep_merge(preset_kd, tuned or {}), flags)
+    if not shipped["fused"]["enabled"]:
+        merged["fused"] = {"enabled": False}  # the rest: defaults
+    if configuration != "mutual":
+        merged.pop("mutual", None)
+    return load_kd_config(merged)  # fails early on a bad key
 
 
 def teacher_spec(preset: Preset, out: Path) -> RunSpec:
