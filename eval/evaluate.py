@@ -50,11 +50,12 @@ class EvalResult:
 
 
 def evaluate(sequences: Iterable[SequenceData], benchmark: str = "MOT17", preprocess: bool = True,
-             progress: bool = False, workers: int | None = None) -> EvalResult:
+             progress: bool = False, workers: int | None = 1) -> EvalResult:
     """Evaluate sequences like TrackEval's MotChallenge2DBox + HOTA/CLEAR/Identity; raises InputError.
 
-    ``workers``: processes for the sequences (1: in this process; None: a pool only where it pays, see
-    :func:`eval.pool.choose_workers`). Results are identical whichever is used.
+    ``workers``: processes for the sequences (1, the default: in this process, safe in one that holds torch's
+    threads or a GPU; None: a forked pool only where it pays, see :func:`eval.pool.choose_workers`, what the
+    CLI uses). Results are identical whichever is used.
     """
     sequences = list(sequences)
     names = [s.name for s in sequences]

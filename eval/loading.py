@@ -154,7 +154,7 @@ def describe_numbering(numbering: dict[str, str]) -> str:
 
 def evaluate_folder(data_root: str | Path, results_dir: str | Path, split: str = "full", benchmark: str = "MOT17",
                     detector: str = "FRCNN", progress: bool = False, seqs: list[str] | None = None,
-                    missing: str = "error", workers: int | None = None) -> tuple[EvalResult, Protocol]:
+                    missing: str = "error", workers: int | None = 1) -> tuple[EvalResult, Protocol]:
     """Evaluate a results folder against a data root; ``seqs`` and ``missing`` as in :func:`load_gt` and
     :func:`result_files`, ``workers`` as in :func:`evaluate`. Each sequence's files are read where it is
     scored (in a pool worker, in parallel), so the arrays never travel between processes."""

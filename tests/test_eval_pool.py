@@ -130,3 +130,29 @@ def test_lean_solver_is_scipys():
 def test_lean_solver_falls_back_to_the_public_import(monkeypatch):
     monkeypatch.setattr(importlib.machinery, "EXTENSION_SUFFIXES", [".no-such-suffix"])
     assert assignment._load() is scipy_lsa
+
+
+def test_library_defaults_to_in_process_and_the_cli_to_the_automatic_pool(tmp_path, monkeypatch, capsys):
+    """A library caller may hold torch's threads (fork-unsafe): only the CLI asks for the automatic pool."""
+    from mot_kd.data.mot_files import write_seqinfo
+    from tests.test_eval_cli import write_rows
+
+    asked = []
+
+    def spy(fn, jobs, sizes, workers=None, progress=False):
+        asked.append(workers)
+        return run_ordered(fn, jobs, sizes, workers, progress)
+
+    monkeypatch.setattr(sys.modules["eval.evaluate"], "run_ordered", spy)  # the module: eval.evaluate is the function
+    monkeypatch.setattr(sys.modules["eval.loading"], "run_ordered", spy)
+    seqs = make_benchmark(4, num_sequences=2, num_frames=20, num_tracks=10)
+    evaluate(seqs)
+    root, res = tmp_path / "MOT17" / "train", tmp_path / "res"
+    for i, seq in enumerate(seqs):
+        name = f"MOT17-0{i + 2}-FRCNN"
+        write_rows(root / name / "gt" / "gt.txt", seq.gt)
+        write_seqinfo(root / name, name, 20, 30, 1920, 1080)
+        write_rows(res / f"{name}.txt", seq.tracker)
+    evaluate_folder(tmp_path / "MOT17", res)
+    assert cli_entry(main)(["--data-root", str(tmp_path / "MOT17"), "--results", str(res)]) == 0
+    assert asked == [1, 1, None]

@@ -92,7 +92,7 @@ def bench_dataset(seqs: list[DetSequence], benchmark: str, appearance: bool, fac
         name = passes[0][0][2]
         results = [SequenceData(seq.name, seq.gt, tracked, seq.num_frames, seq.first)
                    for seq, (tracked, _, _) in zip(seqs, passes[0])]
-        combined = evaluate(results, benchmark).combined
+        combined = evaluate(results, benchmark, workers=1).combined  # no fork of a process holding torch
         mode = label.rsplit(":", 1)[-1]
         is_ours = label.startswith("ours:")
         rows.append({"tracker": name, "thresholds": "ultralytics" if is_ours and mode == "own" else mode,
