@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "TrackEval) or count it as empty (no boxes)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="processes for the sequences (1: in this process; default: one per idle CPU, up to one "
-                             "per sequence, when there are several sequences and enough boxes for it to pay)")
+                             "per sequence, when there are several sequences and enough boxes for it to pay); "
+                             "not with --weights")
     parser.add_argument("--json", help="write {combined, sequences, protocol} here")
     parser.add_argument("--csv", help="write one row per sequence plus COMBINED here")
     return parser.parse_args(argv)
@@ -56,11 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     extra = {}
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers {args.workers}: must be at least 1 (1 evaluates in this process)")
+    if args.workers is not None and args.weights:
+        raise InputError("--workers applies to evaluating a --results folder only: with --weights the sequences "
+                         "are scored in this process, which holds torch (drop --workers)")
     if args.weights:
         result, protocol, speed = run_weights(args)
         extra = {"fps": speed["fps"], "speed": speed, "weights": args.weights}
-    elif args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers {args.workers}: must be at least 1 (1 evaluates in this process)")
     elif args.results:
         result, protocol = evaluate_folder(args.data_root, args.results, args.split, args.benchmark, args.detector,
                                            progress=True, seqs=args.seqs, missing=args.missing,

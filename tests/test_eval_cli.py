@@ -240,3 +240,16 @@ def test_missing_gt_file_is_a_one_line_error(dataset, capsys):
     assert last_error_line(capsys) == f"error: {gt}: file not found"
     with pytest.raises(InputError, match="file not found"):
         evaluate_folder(root, res)
+
+
+def test_workers_is_checked_before_the_branch_and_refused_with_weights(dataset, tmp_path, capsys):
+    root, res, _ = dataset
+    weights = tmp_path / "never-read.pt"  # refused before any model is loaded
+    assert run(["--data-root", str(root), "--weights", str(weights), "--workers", "0"]) == 2
+    assert last_error_line(capsys) == "error: --workers 0: must be at least 1 (1 evaluates in this process)"
+    assert run(["--data-root", str(root), "--weights", str(weights), "--workers", "2"]) == 2
+    assert last_error_line(capsys) == ("error: --workers applies to evaluating a --results folder only: with "
+                                       "--weights the sequences are scored in this process, which holds torch "
+                                       "(drop --workers)")
+    assert run(["--data-root", str(root), "--workers", "0"]) == 2  # checked even without --results
+    assert last_error_line(capsys).startswith("error: --workers 0: must be at least 1")
