@@ -19,3 +19,10 @@ def bad_input(where: str) -> None:
 
 def crash() -> None:
     raise ZeroDivisionError("boom")
+
+
+def die() -> None:
+    """The worker process exits (as a crash or an OOM kill does): no Python exception reaches the launcher."""
+    import os
+
+    os._exit(3)

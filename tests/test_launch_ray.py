@@ -11,7 +11,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'mot-kd[ray]')")
 
-from launch_tasks import bad_input, square  # noqa: E402
+from launch_tasks import bad_input, die, square  # noqa: E402
 from mot_kd.bench import main as bench_main  # noqa: E402
 from mot_kd.errors import InputError  # noqa: E402
 from mot_kd.launch import RayLauncher, Task  # noqa: E402
@@ -37,8 +37,25 @@ def test_ray_tasks_run_with_their_request_and_fail_in_one_line(local_ray, tmp_pa
     with pytest.raises(InputError) as info:
         RayLauncher().run([Task("yolov5n/all/seed0", bad_input, ("data.yaml",), tmp_path / "b.log")], lambda *_: None)
     assert str(info.value) == f"yolov5n/all/seed0: data.yaml: no such file (log: {tmp_path / 'b.log'})"
-    with pytest.raises(InputError, match="^big: asks for 3 CPU.* but the Ray cluster has 2 and 0$"):
+    with pytest.raises(InputError, match=r"^big: asks for 3 CPU.* but no Ray node has that many \(largest: 2 CPUs, 0 "):
         RayLauncher().run([Task("big", square, (1,), tmp_path / "big.log", cpus=3)], lambda *_: None)
+
+
+def test_a_crashed_worker_is_one_line_naming_the_run_and_cancels_the_rest(local_ray, tmp_path):
+    mark = tmp_path / "late.txt"
+    tasks = [Task("yolov5n/all/seed0", die, (), tmp_path / "d.log", cpus=2),
+             Task("late", square, (1, str(mark)), tmp_path / "late.log", cpus=2)]  # waits: 2 CPUs in all
+    with pytest.raises(RuntimeError, match=r"^run yolov5n/all/seed0 failed \(WorkerCrashedError: ") as info:
+        RayLauncher().run(tasks, lambda *_: None)
+    assert str(info.value).endswith(f"see {tmp_path / 'd.log'}")
+    assert not mark.exists()
+
+
+def test_a_malformed_address_is_one_line(monkeypatch):
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
+    with pytest.raises(InputError, match="^--address nonsense: cannot connect to a Ray cluster") as info:
+        RayLauncher("nonsense").connect()
+    assert "\n" not in str(info.value)
 
 
 def _runs(out: Path) -> dict:

@@ -35,7 +35,7 @@ class RayLauncher:
         if not ray.is_initialized():
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-            except ConnectionError as exc:
+            except (ConnectionError, ValueError, RuntimeError) as exc:  # unreachable, malformed, refused
                 raise InputError(f"--address {self.address}: cannot connect to a Ray cluster ({exc})") from None
             logger.info(f"ray: connected ({ray.cluster_resources().get('CPU', 0):g} CPUs, "
                         f"{ray.cluster_resources().get('GPU', 0):g} GPUs)")
@@ -46,11 +46,12 @@ class RayLauncher:
         if not tasks:
             return
         ray = self.connect()
-        available = ray.cluster_resources()
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive", True)]  # a task runs on one node
         for task in tasks:
-            if task.cpus > available.get("CPU", 0) or task.gpus > available.get("GPU", 0):
-                raise InputError(f"{task.name}: asks for {task.cpus} CPU(s) and {task.gpus:g} GPU(s) but the Ray "
-                                 f"cluster has {available.get('CPU', 0):g} and {available.get('GPU', 0):g}")
+            if not any(task.cpus <= n.get("CPU", 0) and task.gpus <= n.get("GPU", 0) for n in nodes):
+                raise InputError(f"{task.name}: asks for {task.cpus} CPU(s) and {task.gpus:g} GPU(s) but no Ray node "
+                                 f"has that many (largest: {max((n.get('CPU', 0) for n in nodes), default=0):g} "
+                                 f"CPUs, {max((n.get('GPU', 0) for n in nodes), default=0):g} GPUs)")
         refs = {ray.remote(num_cpus=t.cpus, num_gpus=t.gpus, max_retries=0)(t.fn).remote(*t.args): t for t in tasks}
         pending = list(refs)
         while pending:
@@ -58,7 +59,7 @@ class RayLauncher:
             task = refs[ref]
             try:
                 result = ray.get(ref)
-            except ray.exceptions.RayTaskError as exc:
+            except ray.exceptions.RayError as exc:  # the task raised, or its worker or node died
                 for other in pending:
                     ray.cancel(other)
                 error = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
