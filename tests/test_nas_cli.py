@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,21 @@ def test_search_refuses_a_supernet_of_an_edited_space(setup, tmp_path, capsys):
     space.write_text(SMOKE_SPACE.read_text().replace("width: [0.0625, 0.125]", "width: [0.0625, 0.25]"))
     assert nas(["search", "--out", str(tmp_path / "x"), "--supernet", str(tmp_path / "s"), *args]) == 2
     assert "its weights do not match the space" in capsys.readouterr().err
+
+
+def test_preset_paths_are_relative_to_the_preset_file(tmp_path, monkeypatch):
+    from mot_kd.data.data_config import load_data_config
+    from mot_kd.nas.steps import load_preset
+
+    monkeypatch.chdir(tmp_path)  # not the repository root
+    smoke = load_preset("smoke", [])
+    assert Path(smoke["data"]).resolve() == (CONFIG_ROOT / "nas" / "data" / "smoke.yaml").resolve()
+    assert load_data_config(smoke["data"]).detector == "all"
+    own = tmp_path / "presets" / "mine.yaml"
+    own.parent.mkdir()
+    (tmp_path / "presets" / "d.yaml").write_text("root: seqs\n")
+    own.write_text("space: smoke\ndata: d.yaml\nimgsz: [128, 64]\n")
+    (tmp_path / "d.yaml").write_text("root: elsewhere\n")  # the working folder's d.yaml is not the preset's
+    preset = load_preset(str(own), [])
+    assert Path(preset["data"]) == own.parent / "d.yaml" and preset["space"] == "smoke"
+    assert load_preset(str(own), [f"data={tmp_path / 'd.yaml'}"])["data"] == str(tmp_path / "d.yaml")

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from loguru import logger
 
-from mot_kd.config import check_keys, load_yaml
+from mot_kd.config import check_keys, load_yaml, resolve_config
 from mot_kd.data.data_config import load_data_config
 from mot_kd.data.dataset import MOTTrainDataset, build_loader
 from mot_kd.errors import InputError
@@ -34,8 +34,15 @@ REFERENCES = ("yolov5n", "yolov5s-ghost")
 
 
 def load_preset(name: str, overrides: list[str]) -> dict:
-    """A preset (configs/nas/presets/<name>.yaml) with ``SECTION.KEY=JSON`` / ``KEY=JSON`` overrides, checked."""
-    preset = load_yaml(name, "nas/presets")
+    """A preset (configs/nas/presets/<name>.yaml) with ``SECTION.KEY=JSON`` / ``KEY=JSON`` overrides, checked.
+    Its ``space`` / ``data`` paths are relative to the preset file (so it works from any folder); overrides, typed
+    by the user, stay relative to the working folder."""
+    path = resolve_config(name, "nas/presets")
+    preset = load_yaml(path, "nas/presets")
+    for key in ("space", "data"):
+        value = preset.get(key)
+        if isinstance(value, str) and (path.parent / value).is_file():  # else a shipped name, resolved later
+            preset[key] = str(path.parent / value)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
