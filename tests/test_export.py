@@ -178,6 +178,21 @@ def test_export_bad_input_is_one_line_and_writes_nothing(tmp_path, data_root, ca
     assert not any((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
+def test_openvino_missing_is_refused_before_calibration_and_qat(tmp_path, data_root, capsys, monkeypatch):
+    import importlib.util
+
+    import mot_kd.export.quantize
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    monkeypatch.setattr(mot_kd.export.quantize, "calibration_frames", lambda *a: pytest.fail("calibration ran"))
+    weights = tiny_checkpoint(tmp_path / "m.pt")
+    code, err = _cli(["--weights", str(weights), "--format", "openvino", "--out", str(tmp_path / "out" / "m.xml"),
+                      "--int8", "--calib", str(data_root), "--qat"], capsys)
+    assert code == 2 and err == "error: --format openvino: needs the openvino package (pip install -e '.[openvino]')"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
 def test_export_cli_end_to_end_in_a_subprocess(tmp_path):
     weights = tiny_checkpoint(tmp_path / "m.pt")
     run = subprocess.run([sys.executable, "-m", "mot_kd.export", "--weights", str(weights)], capture_output=True,

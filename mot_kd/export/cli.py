@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     from mot_kd.models.predict import check_imgsz
 
     check_format(args.format, args.out)
+    if args.format == "openvino":
+        from mot_kd.export.openvino_export import require_openvino
+
+        require_openvino()
     if backend_for(args.weights) != "torch":
         raise InputError(f"--weights {args.weights}: export starts from a mot-kd checkpoint (.pt)")
     if args.imgsz is not None:

@@ -5,6 +5,7 @@ model calibrated by ONNX Runtime runs in OpenVINO unchanged (it executes Q/DQ pa
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -15,12 +16,21 @@ from mot_kd.errors import InputError
 from mot_kd.models.backends.metadata import KEY, dump_metadata, parse_metadata
 
 
+MISSING = "--format openvino: needs the openvino package (pip install -e '.[openvino]')"
+
+
+def require_openvino() -> None:
+    """Refuse up front (before calibration or QAT run) where the package is missing; found, not imported."""
+    if importlib.util.find_spec("openvino") is None:
+        raise InputError(MISSING)
+
+
 def onnx_to_openvino(onnx_path: str | Path, out_xml: str | Path) -> Path:
     """Write ``out_xml`` and its ``.bin`` beside it (both or neither); FP32 weights are kept as FP32."""
     try:
         import openvino as ov
     except ImportError:
-        raise InputError("--format openvino: needs the openvino package (pip install -e '.[openvino]')") from None
+        raise InputError(MISSING) from None
     import onnx
 
     out_xml = Path(out_xml)
