@@ -193,6 +193,21 @@ def test_openvino_missing_is_refused_before_calibration_and_qat(tmp_path, data_r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
 
 
+def test_qat_metadata_names_the_loss_terms(tmp_path, data_root, monkeypatch):
+    import mot_kd.export.qat
+    from mot_kd.export.pipeline import Int8Settings, export_model
+    from mot_kd.export.quantize import calibration_frames
+
+    model = tiny_model(gain=1.0)
+    monkeypatch.setattr(mot_kd.export.qat, "qat_finetune", lambda m, settings: (m, [3.5, 2.0, 1.25]))
+    frames = calibration_frames(data_root, 2, IMGSZ)
+    for detection_loss, terms in ((True, "kd+detection"), (False, "kd")):
+        qat = mot_kd.export.qat.QATSettings(data_root, IMGSZ, steps=3, detection_loss=detection_loss)
+        out = export_model(model, tmp_path / f"{terms}.onnx", "onnx", IMGSZ, int8=Int8Settings(frames, qat=qat))
+        meta = load_model(out, threads=1).meta
+        assert meta["qat"] == {"steps": 3, "loss_terms": terms, "loss_first": 3.5, "loss_last": 1.25}
+
+
 def test_export_cli_end_to_end_in_a_subprocess(tmp_path):
     weights = tiny_checkpoint(tmp_path / "m.pt")
     run = subprocess.run([sys.executable, "-m", "mot_kd.export", "--weights", str(weights)], capture_output=True,

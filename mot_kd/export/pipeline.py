@@ -50,7 +50,9 @@ def export_model(model: JDEModel, out: str | Path, fmt: str = "onnx", imgsz: tup
             from mot_kd.export.qat import qat_finetune
 
             model, history = qat_finetune(model, int8.qat)
-            extra = {"qat": {"steps": int8.qat.steps, "kd_loss_first": history[0], "kd_loss_last": history[-1]}}
+            terms = "kd+detection" if int8.qat.detection_loss else "kd"  # what the logged loss sums
+            extra = {"qat": {"steps": int8.qat.steps, "loss_terms": terms, "loss_first": history[0],
+                             "loss_last": history[-1]}}
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx" if int8 is not None else onnx_path, imgsz, dynamic_batch,
                            extra_meta=extra)
         if int8 is not None:
