@@ -21,7 +21,7 @@ setup(
         "numpy>=2,<3",
         "opencv-python",
         "loguru",
-        "scipy",
+        "scipy==1.17.1",  # eval.assignment loads its private optimize/_lsap extension (public import fallback)
         "threadpoolctl==3.8.0",
         "torch-pruning==1.6.1",
         "tqdm",

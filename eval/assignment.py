@@ -4,7 +4,7 @@
 C function: ``linear_sum_assignment`` is defined in the self-contained extension ``scipy/optimize/_lsap``,
 which loads in under 1 ms (without even ``import scipy``). Same function, same optimum on ties, so counts stay
 TrackEval's; ``lap`` is not an option (it breaks exact ties differently). If a scipy release moves the
-extension, the public import is used.
+extension, renames its function or fails to load it, the public import is used (setup.py pins scipy).
 """
 from __future__ import annotations
 
@@ -24,15 +24,19 @@ def linear_sum_assignment(cost, maximize: bool = False):
 
 
 def _load() -> Callable:
+    """The private extension's function; the public import where a scipy release moved, renamed or changed it."""
     scipy = importlib.util.find_spec("scipy")  # locates the package without running its __init__
     folder = Path(scipy.submodule_search_locations[0]) / "optimize"
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = folder / f"_lsap{suffix}"
         if path.is_file():
-            spec = importlib.util.spec_from_file_location("scipy.optimize._lsap", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module.linear_sum_assignment
+            try:
+                spec = importlib.util.spec_from_file_location("scipy.optimize._lsap", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module.linear_sum_assignment
+            except (ImportError, AttributeError):
+                break
     from scipy.optimize import linear_sum_assignment as public
 
     return public

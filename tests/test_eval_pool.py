@@ -1,6 +1,7 @@
 """Sequences in a process pool: the same numbers as in-process, bit for bit, in sequence order; and the lean
 loading of scipy's solver (the function TrackEval uses, without ``import scipy.optimize``)."""
 import importlib.machinery
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -127,9 +128,28 @@ def test_lean_solver_is_scipys():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
+class _Loader:
+    """Stands in for a future scipy's ``_lsap``: ``fail`` raised on load, else a module without the function."""
+
+    def __init__(self, fail: type[Exception] | None):
+        self.fail = fail
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        if self.fail:
+            raise self.fail("changed extension")
+
+
 def test_lean_solver_falls_back_to_the_public_import(monkeypatch):
-    monkeypatch.setattr(importlib.machinery, "EXTENSION_SUFFIXES", [".no-such-suffix"])
-    assert assignment._load() is scipy_lsa
+    with monkeypatch.context() as m:
+        m.setattr(importlib.machinery, "EXTENSION_SUFFIXES", [".no-such-suffix"])
+        assert assignment._load() is scipy_lsa
+    for fail in (ImportError, None):  # None: loads, but has no linear_sum_assignment (AttributeError)
+        monkeypatch.setattr(importlib.util, "spec_from_file_location",
+                            lambda name, path, fail=fail: importlib.machinery.ModuleSpec(name, _Loader(fail)))
+        assert assignment._load() is scipy_lsa
 
 
 def test_library_defaults_to_in_process_and_the_cli_to_the_automatic_pool(tmp_path, monkeypatch, capsys):
