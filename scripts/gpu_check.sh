@@ -13,7 +13,9 @@ export YOLO_OFFLINE=1 YOLO_VERBOSE=False OPENBLAS_NUM_THREADS=1
 start=$(date +%s)
 PY=.venv/bin/python
 if ! "$PY" -c "import mot_kd, torch, ultralytics, onnxruntime" 2>/dev/null; then
-  timeout 300 make install || echo "make install failed (no package index here?): trying the system python3"
+  # no package index here: fail in seconds (pip's default is 5 retries of 15 s per package), not 300
+  PIP_DEFAULT_TIMEOUT=5 PIP_RETRIES=0 timeout 300 make install \
+    || echo "make install failed (no package index here?): trying the system python3"
 fi
 if ! "$PY" -c "import torch, ultralytics" 2>/dev/null; then
   PY=python3  # a box with torch preinstalled and no index: run from the source tree

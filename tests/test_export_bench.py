@@ -58,3 +58,23 @@ def test_gpu_check_script_cpu_smoke(tmp_path):
     assert all(r["images_per_s"] > 0 for r in report["forward"])
     assert report["tracking"]["frames"] == 2 and report["tracking"]["fps"] > 0
     assert report["train_amp_kd"]["steps"] == 1 and report["train_amp_kd"]["ms_per_step"] > 0
+
+
+def test_gpu_check_install_fails_fast_without_a_package_index(tmp_path):
+    """No venv: `make install` runs with pip's timeout at 5 s and no retries (a box without an index would
+    otherwise spend most of the 480 s budget retrying), then the script goes on with the system python3."""
+    (tmp_path / "repo" / "scripts").mkdir(parents=True)
+    (tmp_path / "repo" / "scripts" / "gpu_check.sh").write_text((ROOT / "scripts" / "gpu_check.sh").read_text())
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    record = f'echo "$* $PIP_DEFAULT_TIMEOUT $PIP_RETRIES" > {tmp_path}/make.txt'
+    (fake / "make").write_text(f"#!/bin/sh\n{record}\nexit 1\n")  # as pip fails where no index answers
+    (fake / "python3").write_text("#!/bin/sh\nexit 0\n")  # stands in for a preinstalled torch + ultralytics
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "PIP_DEFAULT_TIMEOUT": "180"}
+    run = subprocess.run(["bash", str(tmp_path / "repo" / "scripts" / "gpu_check.sh"), "--cpu-smoke",
+                          str(tmp_path / "g.json")], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "make.txt").read_text().split() == ["install", "5", "0"]
+    assert "trying the system python3" in run.stdout
