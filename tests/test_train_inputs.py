@@ -139,3 +139,10 @@ def test_weights_checkpoint_is_read_once(tmp_path, data, monkeypatch):
     for kind in ("dict", "state"):  # tensors and builtins, but not our format: the reader's own error
         with pytest.raises(InputError, match="not a mot-kd checkpoint|a training state"):
             checkpoint_kind(foreign[kind])
+
+
+@pytest.mark.parametrize("args", [["--student", "yolov5n", "yolov5s"], ["--model", "yolov5s", "--student", "yolov5n"]])
+def test_student_without_teacher_is_an_error_not_a_plain_training(tmp_path, capsys, args):
+    assert error_line(capsys, *args, "--data", "synthetic", "--out", str(tmp_path / "run")) == \
+        "error: --student needs --teacher (distillation); to train one model without a teacher use --model ARCH"
+    assert not (tmp_path / "run").exists()

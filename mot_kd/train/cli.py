@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def job_from_args(args: argparse.Namespace) -> dict:
     """Everything that defines the run, resolved and checked; stored in last.pt so --resume needs nothing else."""
     distil = args.teacher is not None
+    if args.student and not distil:  # else --model trains alone, or the error asks for --model
+        raise InputError("--student needs --teacher (distillation); to train one model without a teacher use "
+                         "--model ARCH")
     if distil and args.model:
         raise InputError("--model trains without distillation; with --teacher use --student for the student")
     students = list(args.student or []) if distil else []
