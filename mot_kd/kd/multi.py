@@ -81,6 +81,9 @@ class MultiStudentKD(nn.Module):
                 det, ident = (factor * self.cfg["mutual"]["weight"] * t for t in mutual[i])
                 loss = loss + det + ident
                 parts = {**parts, "mutual_det": det.detach(), "mutual_id": ident.detach()}
+            elif self.mutual:  # scheduled off: zeros, as KDHooks reports its losses, so the columns stay
+                zero = images.new_zeros((), dtype=torch.float32)
+                parts = {**parts, "mutual_det": zero, "mutual_id": zero}
             results.append((loss, parts))
         return results
 
