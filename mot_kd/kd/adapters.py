@@ -17,7 +17,7 @@ from torch import nn
 from mot_kd.errors import InputError
 
 
-def _key(tap: str) -> str:
+def module_key(tap: str) -> str:
     """ModuleDict keys may not contain dots; a tap spec's label ('m[0]@call1') becomes a plain identifier."""
     return re.sub(r"\W", "_", tap.replace(".", "__"))
 
@@ -68,7 +68,7 @@ class LazyConnectors(nn.Module):
         """The connector for ``tap`` (created on first use), or None when the identity is used."""
         if not self.needs_adapter(tap, in_channels, out_channels):
             return None
-        key = _key(tap)
+        key = module_key(tap)
         if key not in self.adapters:
             self.adapters[key] = make_connector(in_channels, out_channels).to(device).train(self.training)
             if self.handed_out:

@@ -31,7 +31,7 @@ from loguru import logger
 import torch
 from torch import nn
 
-from mot_kd.kd.adapters import _key
+from mot_kd.kd.adapters import module_key
 from mot_kd.kd.losses.key_feature import attention
 from mot_kd.kd.masks import box_masks
 
@@ -57,6 +57,11 @@ class GcBlock(nn.Module):
         return x + self.channel_add(context)
 
 
+def _block_pair(channels: int, device: torch.device) -> nn.ModuleDict:
+    """One tap's learnable global blocks: the student's and the teacher's."""
+    return nn.ModuleDict({"student": GcBlock(channels), "teacher": GcBlock(channels)}).to(device)
+
+
 class FGDLoss(nn.Module):
     """FGD over neck levels; holds the student/teacher GcBlocks, created per tap at first sight of its channels."""
 
@@ -66,9 +71,9 @@ class FGDLoss(nn.Module):
         self.handed_out = False  # set by KDHooks.parameters(): blocks created later are not in the optimizer
 
     def ensure(self, tap: str, channels: int, device: torch.device) -> nn.ModuleDict:
-        key = _key(tap)
+        key = module_key(tap)
         if key not in self.blocks:
-            self.blocks[key] = nn.ModuleDict({"student": GcBlock(channels), "teacher": GcBlock(channels)}).to(device)
+            self.blocks[key] = _block_pair(channels, device)
             if self.handed_out:
                 logger.warning(f"FGD global blocks for '{tap}' created after kd.parameters() was read; they are not "
                                "in your optimizer: call kd.build(sample_images) before creating the optimizer")
@@ -103,8 +108,6 @@ class FGDLoss(nn.Module):
             if name.startswith(start) and name.endswith(".student.conv_mask.weight"):
                 key = name[len(start):-len(".student.conv_mask.weight")]
                 if key not in self.blocks:
-                    channels = value.shape[1]
-                    self.blocks[key] = nn.ModuleDict({"student": GcBlock(channels),
-                                                      "teacher": GcBlock(channels)}).to(value.device)
+                    self.blocks[key] = _block_pair(value.shape[1], value.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
