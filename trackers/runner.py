@@ -18,7 +18,7 @@ from mot_kd.data.mot_files import format_result_rows, write_mot_txt
 from mot_kd.errors import InputError
 from trackers.frames import open_source
 from trackers.jde_tracker import JDETracker
-from trackers.tracklet import Track, tracks_xyxy
+from trackers.tracklet import Track
 from trackers.visualize import TrackRenderer
 
 #: detect(BGR image (H, W, 3) uint8) -> boxes (N, 4) xyxy pixels, scores (N,), embeddings (N, D) or None
@@ -27,8 +27,7 @@ Detector = Callable[[np.ndarray], tuple]
 
 def track_arrays(tracks: list[Track]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids (K,), tlwh (K, 4), scores (K,)) of a frame's output tracks."""
-    xyxy = tracks_xyxy(tracks)
-    tlwh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    tlwh = np.array([t.tlwh for t in tracks], dtype=float).reshape(-1, 4)
     return np.array([t.track_id for t in tracks], dtype=np.int64), tlwh, np.array([t.score for t in tracks])
 
 

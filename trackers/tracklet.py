@@ -135,11 +135,3 @@ class TrackPool:
         return [Track(int(self.ids[i]), self.mean[i], self.cov[i], float(self.score[i]),
                       None if self.feature is None else self.feature[i], int(self.start[i]), int(self.last[i]),
                       TrackState(int(self.state[i])), box) for i, box in zip(rows, tlwh)]
-
-
-def tracks_xyxy(tracks: list[Track]) -> np.ndarray:
-    """Current boxes (T, 4) xyxy of ``Track`` snapshots."""
-    if not tracks:
-        return np.zeros((0, 4))
-    tlwh = np.array([t.tlwh for t in tracks])
-    return np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1)

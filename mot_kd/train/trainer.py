@@ -146,7 +146,7 @@ class Trainer:
                             for n, st, c, v, sv in zip(names, student, criterion, validate, save_student)]
         else:
             self.members = [_Member("", student, criterion, self.out, validate, save_student)]
-        for m in self.members:  # EMA first: ModelEMA deep-copies the student, which must not carry KD hooks yet
+        for m in self.members:  # EMA before KD: its deep copy starts hook-free (KD's hooks are inert in copies anyway)
             m.ema = ModelEMA(m.student, decay=settings.ema_decay, tau=settings.ema_tau) if settings.ema else None
         students = [m.student for m in self.members]
         self.kd = kd = (make_kd(students if self.multi else students[0]) if make_kd is not None else None)
