@@ -365,9 +365,13 @@ def test_variant_preset_extends_its_base_and_shares_teacher_and_no_kd_runs(tmp_p
         if spec.kd is not None:
             assert spec.kd["losses"]["erc"]["env_background"] == 0.0
     chained = tmp_path / "chained.yaml"
-    chained.write_text("extends: cpu_erc_people\n")
-    with pytest.raises(InputError, match="extends another preset"):
-        load_preset(chained)
+    chained.write_text("extends: cpu_erc_people\nseeds: [7]\n")
+    assert load_preset(chained).students == variant.students and load_preset(chained).seeds == (7,)
+    loop_a, loop_b = tmp_path / "loop_a.yaml", tmp_path / "loop_b.yaml"
+    loop_a.write_text(f"extends: {loop_b}\n")
+    loop_b.write_text(f"extends: {loop_a}\n")
+    with pytest.raises(InputError, match=r"loop_a.yaml is already in the chain of presets \(loop_a.yaml -> loop_b.yaml\)"):
+        load_preset(loop_a)
 
 
 def test_fingerprint_pins_the_tracker_configs_contents_not_its_name(tmp_path, monkeypatch):
@@ -408,7 +412,7 @@ def test_significance_is_the_difference_of_means_over_the_pooled_seed_std():
 
 @pytest.mark.parametrize("variant", ["cpu_fused", "cpu_mutual"])
 def test_a_variants_weight_for_an_unused_scheme_leaves_the_shared_runs_reusable(tmp_path, variant):
-    base, extended = load_preset("cpu"), load_preset(variant)
+    base, extended = load_preset("cpu_equal"), load_preset(variant)
     base_runs = {r.name: r for r in plan_runs(base, tmp_path, None)}
     for spec in plan_runs(extended, tmp_path, None):
         if spec.name.startswith("yolov5n/") and spec.name.split("/")[1] in ("none", "all"):

@@ -137,8 +137,8 @@ def _tune(value, where: str, students: tuple[str, ...]) -> dict | None:
     return tune
 
 
-def _extended(raw: dict, where: str) -> dict:
-    """``extends: BASE``: the base preset's keys with this file's merged over them (mappings key by key).
+def _extended(raw: dict, where: str, chain: tuple[Path, ...] = ()) -> dict:
+    """``extends: BASE``: the base preset's keys (its own base's first) with this file's merged over them.
 
     Why: a variant (say, one KD value changed) states only what differs, and its teacher and no-KD runs
     have the same fingerprints as the base's, so copies of those cached runs are accepted (docs/bench.md).
@@ -146,16 +146,17 @@ def _extended(raw: dict, where: str) -> dict:
     if "extends" not in raw:
         return raw
     base_path = resolve_config(str(raw["extends"]), "bench")
-    base = load_yaml(base_path, "bench")
-    if "extends" in base:
-        raise InputError(f"{where}: extends: {base_path} extends another preset itself; extend that one instead")
+    if base_path.resolve() in chain:
+        raise InputError(f"{where}: extends: {base_path} is already in the chain of presets "
+                         f"({' -> '.join(p.name for p in chain)}), so the chain never ends")
+    base = _extended(load_yaml(base_path, "bench"), str(base_path), chain + (base_path.resolve(),))
     return deep_merge(base, {k: v for k, v in raw.items() if k != "extends"})
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load and check a preset: a name shipped in ``configs/bench/`` (smoke, cpu, gpu) or a YAML path."""
     path = resolve_config(name_or_path, "bench")
-    raw = _extended(load_yaml(path, "bench"), str(path))
+    raw = _extended(load_yaml(path, "bench"), str(path), (Path(path).resolve(),))
     raw = _mapping(raw, str(path), _KEYS, _REQUIRED)
     where = str(path)
     students = _mapping(raw["students"], f"{where}: students")
