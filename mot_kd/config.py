@@ -38,12 +38,17 @@ def load_yaml(path_or_name: str | Path | dict, kind: str) -> dict:
     return data
 
 
-def deep_merge(base: dict, update: dict) -> dict:
-    """A copy of ``base`` with ``update`` merged in, nested mappings key by key (anything else replaced)."""
+def deep_merge(base: dict, update: dict, null_removes: bool = False) -> dict:
+    """A copy of ``base`` with ``update`` merged in, nested mappings key by key (anything else replaced);
+    with ``null_removes`` a key set to None in ``update`` removes the base's key (a variant dropping a part)."""
     merged = dict(base)
     for key, value in update.items():
-        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
+        if value is None and null_removes:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value, null_removes)
+        else:
+            merged[key] = value
     return merged
 
 

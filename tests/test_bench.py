@@ -367,6 +367,9 @@ def test_variant_preset_extends_its_base_and_shares_teacher_and_no_kd_runs(tmp_p
     chained = tmp_path / "chained.yaml"
     chained.write_text("extends: cpu_erc_people\nseeds: [7]\n")
     assert load_preset(chained).students == variant.students and load_preset(chained).seeds == (7,)
+    tune = load_preset("cpu_equal_tune").tune  # a base's grid points set to null are dropped
+    assert list(tune["grid"]) == ["default", "pd6", "kf1", "kf1_pd6", "erc0.5"] and tune["grid"]["default"] == {}
+    assert load_preset("cpu_equal").tune["grid"].keys() == base.tune["grid"].keys()
     loop_a, loop_b = tmp_path / "loop_a.yaml", tmp_path / "loop_b.yaml"
     loop_a.write_text(f"extends: {loop_b}\n")
     loop_b.write_text(f"extends: {loop_a}\n")

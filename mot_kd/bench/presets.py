@@ -138,7 +138,8 @@ def _tune(value, where: str, students: tuple[str, ...]) -> dict | None:
 
 
 def _extended(raw: dict, where: str, chain: tuple[Path, ...] = ()) -> dict:
-    """``extends: BASE``: the base preset's keys (its own base's first) with this file's merged over them.
+    """``extends: BASE``: the base preset's keys (its own base's first) with this file's merged over them
+    (mappings key by key; a key set to null removes the base's, e.g. a tuning grid point).
 
     Why: a variant (say, one KD value changed) states only what differs, and its teacher and no-KD runs
     have the same fingerprints as the base's, so copies of those cached runs are accepted (docs/bench.md).
@@ -150,7 +151,7 @@ def _extended(raw: dict, where: str, chain: tuple[Path, ...] = ()) -> dict:
         raise InputError(f"{where}: extends: {base_path} is already in the chain of presets "
                          f"({' -> '.join(p.name for p in chain)}), so the chain never ends")
     base = _extended(load_yaml(base_path, "bench"), str(base_path), chain + (base_path.resolve(),))
-    return deep_merge(base, {k: v for k, v in raw.items() if k != "extends"})
+    return deep_merge(base, {k: v for k, v in raw.items() if k != "extends"}, null_removes=True)
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
