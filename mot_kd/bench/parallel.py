@@ -7,14 +7,12 @@ line per finished run instead of N interleaved bars.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable
 
-from loguru import logger
-
 from mot_kd.bench.presets import Preset
 from mot_kd.launch import Launcher, Task
+from mot_kd.launch.worker import run_logged
 
 
 def threads_per_job(jobs: int, cores: int) -> int:
@@ -24,23 +22,9 @@ def threads_per_job(jobs: int, cores: int) -> int:
 
 def _run_in_worker(preset: Preset, out: Path, device: str | None, spec, threads: int) -> dict:
     """Worker entry point: one run, its output to ``<run>/bench.log``."""
-    import torch
-
     from mot_kd.bench.runner import Runner
 
-    torch.set_num_threads(threads)
-    spec.folder.mkdir(parents=True, exist_ok=True)
-    log = open(spec.folder / "bench.log", "a", buffering=1)  # noqa: SIM115 (lives as long as the worker's run)
-    streams = sys.stdout, sys.stderr
-    sys.stdout = sys.stderr = log
-    logger.remove()
-    logger.add(log, level="INFO")
-    try:
-        return Runner(preset, out, device).run_one(spec)
-    finally:
-        logger.remove()
-        log.close()
-        sys.stdout, sys.stderr = streams
+    return run_logged(spec.folder / "bench.log", threads, lambda: Runner(preset, out, device).run_one(spec))
 
 
 def run_parallel(preset: Preset, out: Path, device: str | None, specs: list, launcher: Launcher, threads: int,

@@ -1,12 +1,14 @@
 """The prune benchmark: the KD bench's yolov5s teacher pruned to FLOPs targets, with and without KD recovery,
 seed importance against BN scale, and the KD bench's yolov5n (trained from scratch, without and with KD).
 
-``python -m mot_kd.prune.bench --preset cpu --out runs/prune_bench [--plan]`` reads ``configs/prune/<preset>``.
-It starts from a finished KD bench folder (``from_bench``, e.g. ``runs/bench`` of ``make bench``): its data
-(train TRAIN-*, choose best.pt and ``w`` on TUNE-*, report on VAL-*), its teacher and its yolov5n students
-(same data, hyper-parameters and seeds: a fair from-scratch reference). Every run goes to its own
-folder and is skipped when already finished, so a killed bench continues where it stopped. ``--plan`` prints
-the runs and the cost model's estimate and exits.
+``python -m mot_kd.prune.bench --preset cpu_equal --out runs/prune_bench_equal [--jobs 2] [--plan]`` reads
+``configs/prune/<preset>``. It starts from a finished KD bench folder (``from_bench``, e.g. ``runs/bench_equal``
+of ``python -m mot_kd.bench --preset cpu_equal``): its data (train TRAIN-*, choose best.pt and ``w`` on TUNE-*,
+report on VAL-*), its settings as it ran (``configs/hyp.yaml``: hyper-parameters, detection thresholds, tracker;
+the preset only states fine-tune overrides), its teacher, its KD config and its yolov5n runs (same data,
+settings and seeds: a fair from-scratch reference). Every run goes to its own folder and is skipped when
+already finished, so a killed bench continues where it stopped. ``--plan`` prints the runs and the cost
+model's estimate and exits.
 """
 from __future__ import annotations
 
@@ -16,46 +18,76 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
 import yaml
 from loguru import logger
+from tqdm import tqdm
 
-from mot_kd.config import check_keys, load_yaml, resolve_config
+from mot_kd.bench.parallel import threads_per_job
+from mot_kd.config import check_keys, deep_merge, load_yaml, resolve_config
 from mot_kd.errors import InputError, cli_entry
+from mot_kd.launch import LocalLauncher, Task
+from mot_kd.launch.worker import run_logged
 from mot_kd.models import load_checkpoint, read_checkpoint
+from mot_kd.prune.bench_folder import KDBench, open_bench
 from mot_kd.prune.finetune import FineTune
 from mot_kd.prune.importance import KINDS
 from mot_kd.prune.pipeline import PruneJob, check_target, run_prune
 from mot_kd.prune.structure import gflops
-from mot_kd.train.settings import resolve_settings
 from mot_kd.utils.io import atomic_write_text
 
-KEYS = {"description", "from_bench", "hyp", "targets", "steps", "sparsity_epochs", "sparsity", "epochs", "kd_epochs",
-        "seeds", "scratch", "cost"}
+KEYS = {"description", "extends", "from_bench", "bench_preset", "finetune", "targets", "steps", "sparsity_epochs",
+        "sparsity", "epochs", "kd_epochs", "kd_configuration", "seeds", "scratch", "cost"}
 COST_KEYS = {"train_step_s", "teacher_forward_s", "track_fps", "steps_per_epoch", "tune_frames", "val_frames",
              "prune_s"}
+# Set by the prune preset's own keys (epochs, seeds) or fixed by the KD bench (what every model is evaluated with).
+NOT_OVERRIDDEN = {"epochs", "seed", "imgsz", "conf", "iou", "tracker"}
 METRICS = ("IDF1", "MOTA", "HOTA")
 
 
 def load_preset(name: str) -> dict:
-    preset = load_yaml(name, "prune")
+    """A prune preset; ``extends: BASE`` takes BASE's keys with this file's merged over them (one level)."""
+    path = resolve_config(name, "prune")
+    preset = load_yaml(path, "prune")
+    if "extends" in preset:
+        base = load_yaml(preset["extends"], "prune")
+        if "extends" in base:
+            raise InputError(f"prune preset {name}: extends {preset['extends']}, which extends another preset; "
+                             "extend the base itself")
+        preset = deep_merge(base, {k: v for k, v in preset.items() if k != "extends"})
     check_keys(preset, KEYS, f"prune preset {name}")
-    missing = sorted(KEYS - {"description"} - set(preset))
+    check_keys(preset["cost"], COST_KEYS, f"prune preset {name}: cost")
+    missing = sorted(KEYS - {"description", "extends"} - set(preset))
+    missing += [f"cost.{k}" for k in sorted(COST_KEYS - set(preset["cost"]))]
     if missing:
         raise InputError(f"prune preset {name}: missing {', '.join(missing)}")
-    check_keys(preset["cost"], COST_KEYS, f"prune preset {name}: cost")
     check_keys(preset["scratch"], {"model", "runs"}, f"prune preset {name}: scratch")
+    known = set(load_yaml("default", "train")) - NOT_OVERRIDDEN
+    for key in preset["finetune"]:
+        if key in NOT_OVERRIDDEN:
+            raise InputError(f"prune preset {name}: finetune: {key} is not a fine-tune override (epochs and seeds are "
+                             "the preset's own keys; imgsz, conf, iou and tracker are the KD bench's)")
+    check_keys(preset["finetune"], known, f"prune preset {name}: finetune")
     for target, kinds in preset["targets"].items():
         check_target(target)
         for kind in kinds:
             if kind not in KINDS:
                 raise InputError(f"prune preset {name}: targets {target}: importance {kind!r} is not one of "
                                  f"{', '.join(KINDS)}")
-    return preset
+    steps, fps = preset["cost"]["train_step_s"], preset["cost"]["track_fps"]
+    if 1.0 not in steps or not all(0 < f <= 1 for f in steps):
+        raise InputError(f"prune preset {name}: cost.train_step_s: expected {{FLOPs fraction in (0, 1]: seconds}} "
+                         f"with the unpruned teacher at 1.0, got {steps}")
+    for model in ("teacher", "pruned", preset["scratch"]["model"]):
+        if model not in fps:
+            raise InputError(f"prune preset {name}: cost.track_fps: no entry for {model}")
+    return {**preset, "name": Path(path).stem, "path": str(path)}
 
 
 def plan(preset: dict, out: Path) -> list[dict]:
-    """Seed-major runs: sparsity training (shared by the seed's prune jobs), the (target, importance) prune jobs,
-    then the evaluation of the KD bench's scratch-trained model without and with KD."""
+    """Seed-major runs: sparsity training (shared by the seed's prune jobs), the (target, importance) prune jobs and
+    the evaluation of the KD bench's scratch-trained models without and with KD; then the unpruned teacher's."""
     runs = []
     for seed in preset["seeds"]:
         if preset["sparsity_epochs"]:
@@ -63,73 +95,151 @@ def plan(preset: dict, out: Path) -> list[dict]:
         runs += [{"kind": "prune", "target": t, "importance": imp, "seed": seed,
                   "out": out / f"flops{t:g}" / imp / f"seed{seed}"}
                  for t, kinds in preset["targets"].items() for imp in kinds]
-        runs += [{"kind": "scratch", "variant": variant, "seed": seed, "out": out / "scratch" / variant / f"seed{seed}",
-                  "weights": Path(preset["from_bench"]) / "runs" / preset["scratch"]["model"] / conf / f"seed{seed}"
-                  / "weights" / "last_student.pt"}
+        runs += [{"kind": "scratch", "variant": variant, "configuration": conf, "seed": seed,
+                  "out": out / "scratch" / conf / f"seed{seed}"}
                  for variant, conf in preset["scratch"]["runs"].items()]
-    return runs
+    return runs + [{"kind": "original", "seed": preset["seeds"][0], "out": out / "original"}]
+
+
+def _validations(preset: dict, epochs: int) -> int:
+    """Validations of one fine-tune (after every ``val_interval``-th and the last epoch; without the override,
+    every epoch: an upper bound, the KD bench's interval being unknown before it has run)."""
+    interval = preset["finetune"].get("val_interval", 1)
+    return len({e for e in range(epochs) if (e + 1) % interval == 0 or e == epochs - 1})
 
 
 def estimate_s(preset: dict, run: dict) -> float:
-    """Seconds for one run: train steps, validations (tune set), pruning and the final evaluations (val set)."""
+    """Seconds for one run with one torch thread beside another run: train steps (step time interpolated in the
+    model's FLOPs fraction), validations (tune set), pruning and the final evaluations (val set)."""
     c = preset["cost"]
-    step, spe = c["train_step_s"], c["steps_per_epoch"]
-    tune_s = c["tune_frames"] / c["track_fps"]["pruned"]
+    fps, tune = c["track_fps"], c["tune_frames"]
+    points = sorted(c["train_step_s"].items())
+
+    def train(epochs: int, fraction: float, kd: bool = False) -> float:
+        step = float(np.interp(fraction, [f for f, _ in points], [s for _, s in points]))
+        return (epochs * c["steps_per_epoch"] * (step + (c["teacher_forward_s"] if kd else 0.0))
+                + _validations(preset, epochs) * tune / (fps["teacher"] if fraction == 1.0 else fps["pruned"]))
+
     if run["kind"] == "sparsity":
-        return preset["sparsity_epochs"] * (spe * step["teacher"] + tune_s)
+        return train(preset["sparsity_epochs"], 1.0)
     if run["kind"] == "scratch":  # trained by the KD bench: evaluation only
-        return c["val_frames"] / c["track_fps"][preset["scratch"]["model"]]
-    pruned_step, k = step[f"pruned_{run['target']:g}"], preset["steps"]
-    train = spe * ((k - 1) * preset["epochs"] * pruned_step
-                   + preset["kd_epochs"] * (2 * pruned_step + c["teacher_forward_s"]))
-    epochs = (k - 1) * preset["epochs"] + 2 * preset["kd_epochs"]
-    validations = epochs + (3 * k if run["importance"] == "seed" else 0) + 3  # + w choices + the summary
-    return train + validations * tune_s + k * c["prune_s"] + 2 * c["val_frames"] / c["track_fps"]["pruned"]
+        return c["val_frames"] / fps[preset["scratch"]["model"]]
+    if run["kind"] == "original":
+        return c["val_frames"] / fps["teacher"]
+    t, k = run["target"], preset["steps"]
+    fractions = [1 - (1 - t) * j / k for j in range(1, k + 1)]
+    seconds = sum(train(preset["epochs"], f) for f in fractions[:-1])
+    seconds += train(preset["kd_epochs"], t) + train(preset["kd_epochs"], t, kd=True) + k * c["prune_s"]
+    seconds += (3 * k if run["importance"] == "seed" else 0) * tune / fps["pruned"]  # the w candidates
+    seconds += tune / fps["teacher"] + 2 * tune / fps["pruned"]  # the job's summary: original, no KD, KD
+    return seconds + 2 * c["val_frames"] / fps["pruned"]
 
 
-def bench_paths(preset: dict) -> tuple[Path, Path, list[str]]:
-    """(teacher checkpoint, data config, VAL sequence names) of the KD bench folder ``from_bench``."""
-    root = Path(preset["from_bench"])
-    teacher, data = root / "runs" / "teacher" / "weights" / "best.pt", root / "configs" / "data.yaml"
-    val = sorted(p.name for p in (root / "data").glob("VAL-*") if p.is_dir())
-    if not teacher.is_file() or not data.is_file() or not val:
-        raise InputError(f"from_bench {root}: no finished KD bench there (needs {teacher}, {data} and data/VAL-*); "
-                         f"run `python -m mot_kd.bench --preset cpu --out {root}` first")
-    return teacher, data, val
+def waves(preset: dict, runs: list[dict]) -> list[list[dict]]:
+    """The order runs start in: the sparsity runs first (the prune jobs start from their weights), then the rest,
+    each wave longest first (fewer idle workers at its end)."""
+    first = [r for r in runs if r["kind"] == "sparsity"]
+    rest = [r for r in runs if r["kind"] != "sparsity"]
+    return [sorted(w, key=lambda r: -estimate_s(preset, r)) for w in (first, rest) if w]
 
 
-def execute(preset: dict, run: dict, teacher: Path, data: Path, val: list[str]) -> dict:
-    """Train/prune one run unless finished; its VAL scores per variant (cached in ``run/val.json``)."""
+def duration_s(preset: dict, runs: list[dict], jobs: int) -> float:
+    """Estimated wall time: each wave's runs go to the first free of ``jobs`` workers; a wave waits for the last."""
+    total = 0.0
+    for wave in waves(preset, runs):
+        free = [0.0] * jobs
+        for run in wave:
+            free[free.index(min(free))] += estimate_s(preset, run)
+        total += max(free)
+    return total
+
+
+def plan_text(preset: dict, runs: list[dict], out: Path, jobs: int) -> str:
+    """The pending runs by group and the estimated duration with ``jobs`` workers."""
+    pending = [r for r in runs if not (r["out"] / "val.json").is_file()]
+    lines = [f"prune bench plan: preset {preset['name']}, {len(runs)} runs ({len(runs) - len(pending)} cached, "
+             f"{len(pending)} to run) in {out}, from the KD bench in {preset['from_bench']}"]
+    groups: dict[str, list[dict]] = {}
+    for r in pending:
+        groups.setdefault(str(r["out"].relative_to(out)).removesuffix(f"/seed{r['seed']}"), []).append(r)
+    for group, members in groups.items():
+        lines.append(f"  {group:24s} x{len(members)}  ~{estimate_s(preset, members[0]) / 60:5.1f} min each")
+    total = duration_s(preset, pending, jobs)
+    lines.append(f"estimated duration: {total / 3600:.2f} h ({total / 60:.0f} min) with {jobs} job(s), from the "
+                 f"preset's cost model ({preset['path']}: cost)")
+    return "\n".join(lines)
+
+
+def execute(preset: dict, run: dict, bench: KDBench) -> dict:
+    """Train/prune/evaluate one run unless finished; its VAL scores per variant (cached in ``run/val.json``)."""
     from eval.model_run import RunSettings, track_and_evaluate
 
     out, seed = run["out"], run["seed"]
     done = out / "val.json"
     if done.is_file():
         return json.loads(done.read_text())
-    settings = resolve_settings(None, {"seed": seed}, [f"{k}={json.dumps(v)}" for k, v in preset["hyp"].items()])
+    settings = bench.settings(seed, preset["finetune"])
     sparse = out.parents[2] / "sparsity" / f"seed{seed}" / "train" / "weights" / "best.pt"
     if run["kind"] == "sparsity":
-        FineTune("sparsity", str(data), settings, "cpu")(teacher, out / "train", preset["sparsity_epochs"],
-                                                          sparsity=preset["sparsity"])
+        FineTune("sparsity", str(bench.data), settings, "cpu")(bench.teacher, out / "train",
+                                                               preset["sparsity_epochs"], sparsity=preset["sparsity"])
         models = {}
     elif run["kind"] == "prune":
-        run_prune(PruneJob(weights=sparse if preset["sparsity_epochs"] else teacher, teacher=teacher, data=str(data),
-                           target=run["target"], out=out / "prune", settings=settings, steps=preset["steps"],
-                           importance=run["importance"], epochs=preset["epochs"], kd_epochs=preset["kd_epochs"],
-                           kd=str(resolve_config("default", "kd").resolve())))
+        run_prune(PruneJob(weights=sparse if preset["sparsity_epochs"] else bench.teacher, teacher=bench.teacher,
+                           data=str(bench.data), target=run["target"], out=out / "prune", settings=settings,
+                           steps=preset["steps"], importance=run["importance"], epochs=preset["epochs"],
+                           kd_epochs=preset["kd_epochs"], kd=str(bench.kd[seed])))
         models = {"no KD": out / "prune" / "pruned_no_kd.pt", "KD": out / "prune" / "pruned.pt"}
+    elif run["kind"] == "scratch":
+        models = {run["variant"]: bench.scratch_weights(run["configuration"], seed)}
     else:
-        models = {run["variant"]: run["weights"]}
+        models = {"unpruned": bench.teacher}
+    evaluation = bench.settings(seed, {})  # every model is tracked exactly as the KD bench tracked its own
     scores = {}
     for name, path in models.items():
         model = load_checkpoint(path)
-        result, _, speed = track_and_evaluate(model, Path(preset["from_bench"]) / "data", out / "val" / name, "full",
-                                              "all", val, RunSettings(tuple(settings["imgsz"]), settings["conf"],
-                                                                      settings["iou"], settings["tracker"]))
+        result, _, speed = track_and_evaluate(model, bench.root / "data", out / "val" / name, "full", "all",
+                                              list(bench.val), RunSettings(tuple(evaluation["imgsz"]),
+                                                                           evaluation["conf"], evaluation["iou"],
+                                                                           evaluation["tracker"]))
         scores[name] = {**{k: result.combined[k] for k in METRICS}, "fps": speed["fps"],
-                        "gflops": gflops(model, tuple(settings["imgsz"]))}
+                        "gflops": gflops(model, tuple(evaluation["imgsz"]))}
+    if run["kind"] == "scratch":  # the same checkpoint and settings: the KD bench's own numbers expected
+        own, mine = bench.scratch[run["configuration"], seed], scores[run["variant"]]
+        mine["same_as_kd_bench"] = all(abs(mine[k] - own[k]) < 1e-9 for k in METRICS)
+        if not mine["same_as_kd_bench"]:
+            logger.warning(f"{models[run['variant']]}: re-evaluated " + ", ".join(f"{k} {mine[k]:.4f}" for k in METRICS)
+                           + "; the KD bench's eval.json has " + ", ".join(f"{k} {own[k]:.4f}" for k in METRICS))
     atomic_write_text(done, json.dumps(scores, indent=2))
     return scores
+
+
+def _in_worker(preset: dict, run: dict, bench: KDBench, threads: int) -> dict:
+    return run_logged(run["out"] / "bench.log", threads, execute, preset, run, bench)
+
+
+def run_all(preset: dict, runs: list[dict], bench: KDBench, out: Path, jobs: int) -> list[tuple[dict, dict]]:
+    """Every run not yet finished, wave by wave: in this process (``jobs`` 1) or in ``jobs`` worker processes with
+    an equal share of the torch threads each, logging to ``<run>/bench.log``. Each run is a pure function of its
+    settings and seed, so the results do not depend on ``jobs`` at equal threads per run. Returns (run, scores)
+    in plan order."""
+    pending = [r for r in runs if not (r["out"] / "val.json").is_file()]
+    threads = threads_per_job(jobs, torch.get_num_threads())
+    with tqdm(total=len(pending), desc="prune bench runs", unit="run", dynamic_ncols=True) as bar:
+        for wave in waves(preset, pending):
+            if jobs == 1:
+                for run in wave:
+                    bar.set_postfix_str(str(run["out"].relative_to(out)))
+                    execute(preset, run, bench)
+                    bar.update()
+                continue
+            logger.info(f"prune bench: {len(wave)} run(s) in {jobs} worker processes, {threads} torch thread(s) "
+                        "each; each run logs to <run folder>/bench.log")
+            tasks = [Task(str(r["out"].relative_to(out)), _in_worker, (preset, r, bench, threads),
+                          r["out"] / "bench.log", cpus=threads) for r in wave]
+            LocalLauncher(jobs).run(tasks, lambda task, _: (logger.info(f"prune bench: {task.name} done"),
+                                                            bar.update()))
+    return [(r, json.loads((r["out"] / "val.json").read_text())) for r in runs]
 
 
 def report(preset: dict, results: list[tuple[dict, dict]], out: Path, teacher: str) -> str:
@@ -137,17 +247,27 @@ def report(preset: dict, results: list[tuple[dict, dict]], out: Path, teacher: s
     groups: dict[str, list[dict]] = {}
     for run, scores in results:
         for variant, s in scores.items():
-            label = (f"{teacher} pruned to {run['target']:g} FLOPs, {run['importance']} importance, {variant}"
-                     if run["kind"] == "prune" else f"{preset['scratch']['model']} from scratch, {variant}")
-            groups.setdefault(label, []).append(s)
+            groups.setdefault(_label(preset, run, variant, teacher), []).append(s)
     lines = ["| model | seeds | GFLOPs | tracking FPS | " + " | ".join(METRICS) + " |",
              "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in METRICS) + " |"]
     for label, rows in groups.items():
         cells = [_mean_std([r[k] for r in rows]) for k in METRICS]
         lines.append(f"| {label} | {len(rows)} | {statistics.mean(r['gflops'] for r in rows):.3f} | "
                      f"{statistics.mean(r['fps'] for r in rows):.1f} | " + " | ".join(cells) + " |")
+    scratch = [s for run, scores in results if run["kind"] == "scratch" for s in scores.values()]
+    lines += ["", f"From-scratch rows: the KD bench's checkpoints re-evaluated with its settings; "
+                  f"{sum(s['same_as_kd_bench'] for s in scratch)} of {len(scratch)} match its own "
+                  f"{'/'.join(METRICS)} exactly (`{preset['from_bench']}`)."]
     _plot(groups, out / "results.png")
     return "\n".join(lines) + "\n"
+
+
+def _label(preset: dict, run: dict, variant: str, teacher: str) -> str:
+    if run["kind"] == "prune":
+        return f"{teacher} pruned to {run['target']:g} FLOPs, {run['importance']} importance, {variant}"
+    if run["kind"] == "scratch":
+        return f"{preset['scratch']['model']} from scratch, {variant}"
+    return f"{teacher} unpruned (the KD bench's teacher)"
 
 
 def _mean_std(values: list[float]) -> str:
@@ -176,19 +296,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mot_kd.prune.bench", description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="cpu", help="configs/prune/<name>.yaml or a YAML path")
     p.add_argument("--out", default="runs/prune_bench")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side in worker processes (one torch thread "
+                   "each on a 2-core CPU with --jobs 2)")
     p.add_argument("--plan", action="store_true", help="print the runs and the estimated time, run nothing")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        raise InputError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     preset, out = load_preset(args.preset), Path(args.out)
     runs = plan(preset, out)
-    total = sum(estimate_s(preset, r) for r in runs)
-    for r in runs:
-        logger.info(f"{r['out']}: ~{estimate_s(preset, r) / 60:.0f} min")
-    print(f"{len(runs)} runs, estimated {total / 3600:.1f} h ({args.preset})")
+    print(plan_text(preset, runs, out, args.jobs), flush=True)
     if args.plan:
         return 0
-    teacher, data, val = bench_paths(preset)
-    results = [(r, execute(preset, r, teacher, data, val)) for r in runs]
-    table = report(preset, results, out, str(read_checkpoint(teacher)["arch"].get("name")))
+    bench = open_bench(preset)
+    results = run_all(preset, runs, bench, out, args.jobs)
+    table = report(preset, results, out, str(read_checkpoint(bench.teacher)["arch"].get("name")))
     atomic_write_text(out / "results.md", table)
     atomic_write_text(out / "results.yaml", yaml.safe_dump([{**{k: str(v) for k, v in r.items()}, "scores": s}
                                                             for r, s in results], sort_keys=False))
