@@ -5,12 +5,15 @@ a message naming the preset file and the key, never run the wrong experiment sil
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mot_kd.config import deep_merge, load_yaml, resolve_config
 from mot_kd.data.synthetic_render import SceneConfig
 from mot_kd.errors import InputError
+from mot_kd.models.yolo_backbone import resolve_model_cfg
+from mot_kd.nas.files import read_model_file  # the one reader of candidate files (nas retrain, the bench)
 
 # Student configuration name -> KD config shipped in configs/kd/ (None: trained without KD).
 CONFIGURATIONS = {
@@ -39,7 +42,7 @@ METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 CHECKPOINTS = {"best": "best.pt", "last": "last_student.pt"}
 SETS = ("train", "tune", "val")
 _KEYS = {"extends", "description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd",
-         "tune", "cost", "device", "student_checkpoint"}
+         "tune", "cost", "device", "student_checkpoint", "models"}
 _REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "seeds", "cost"}
 _SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
 
@@ -60,6 +63,7 @@ class Preset:
     cost: dict  # {train_step_s: {arch: s}, teacher_forward_s, track_fps: {arch: fps}, hybrid_forward_s (fused)}
     device: str
     student_checkpoint: str = "best"  # key of CHECKPOINTS: best (on the tune set) or last epoch
+    models: dict = field(default_factory=dict)  # student name -> {path, cfg (model YAML dict), id_dim or None}
 
     @property
     def imgsz(self) -> tuple[int, int]:
@@ -116,6 +120,51 @@ def _data(value, where: str) -> dict:
     return data
 
 
+def _models(value, where: str, students: dict) -> dict:
+    """``models: {name: file}``: students whose architecture is a NAS candidate JSON or a model YAML.
+
+    The file is read now (paths relative to the working folder): a missing or wrong file stops the bench before
+    anything runs, and the run fingerprints pin the model's rows, not the path (an edited file makes runs stale).
+    """
+    models = {}
+    for name, path in _mapping(value if value is not None else {}, where).items():
+        here = f"{where}.{name}"
+        if name not in students:
+            raise InputError(f"{here}: not one of the preset's students ({', '.join(students)})")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise InputError(f"{here}: a models: name is a folder name: letters, digits, '_', '.', '-' only")
+        try:
+            resolve_model_cfg(name)
+        except InputError:
+            pass
+        else:
+            raise InputError(f"{here}: {name} is a shipped model; give this architecture its own name")
+        if not isinstance(path, str) or not path:
+            raise InputError(f"{here}: expected a file path (a NAS candidate .json or a model .yaml), got {path!r}")
+        if not Path(path).is_file():
+            raise InputError(f"{here}: {path}: no such file (candidates: `python -m mot_kd.nas search` writes "
+                             "best.json, `nas pick` pick_N.json; paths are relative to the working folder)")
+        models[name] = {"path": path, **read_model_file(path, here)}
+    return models
+
+
+def _students(value, where: str) -> dict[str, tuple[str, ...]]:
+    """``{architecture: (configurations)}``; see load_preset for the rules on 'none' and 'mutual'."""
+    students = _mapping(value, f"{where}: students")
+    if not students:
+        raise InputError(f"{where}: students: expected {{architecture: [configurations]}}, got nothing")
+    for arch, configurations in students.items():
+        here = f"{where}: students.{arch}"
+        if not isinstance(configurations, list) or not configurations:
+            raise InputError(f"{here}: expected a list of configurations, got {configurations!r}")
+        unknown = sorted(set(map(str, configurations)) - set(CONFIGURATIONS))
+        if unknown:
+            raise InputError(f"{here}: unknown configuration(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(CONFIGURATIONS)}")
+        students[arch] = tuple(configurations)
+    return students
+
+
 def _tune(value, where: str, students: tuple[str, ...]) -> dict | None:
     if value is None:
         return None
@@ -160,19 +209,22 @@ def load_preset(name_or_path: str | Path) -> Preset:
     raw = _extended(load_yaml(path, "bench"), str(path), (Path(path).resolve(),))
     raw = _mapping(raw, str(path), _KEYS, _REQUIRED)
     where = str(path)
-    students = _mapping(raw["students"], f"{where}: students")
-    if not students:
-        raise InputError(f"{where}: students: expected {{architecture: [configurations]}}, got nothing")
+    students = _students(raw["students"], where)
+    models = _models(raw.get("models"), f"{where}: models", students)
     for arch, configurations in students.items():
-        here = f"{where}: students.{arch}"
-        if not isinstance(configurations, list) or "none" not in configurations or len(configurations) < 2:
-            raise InputError(f"{here}: expected a list holding 'none' and at least one KD configuration, "
-                             f"got {configurations!r}")
-        unknown = sorted(set(map(str, configurations)) - set(CONFIGURATIONS))
-        if unknown:
-            raise InputError(f"{here}: unknown configuration(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(CONFIGURATIONS)}")
-        students[arch] = tuple(configurations)
+        # 'none' is every student's reference row; a models: student may skip it (e.g. the candidates whose
+        # retrained KD score only checks the search's ranking, `nas correlate`): no-KD runs would double their cost
+        if arch not in models:
+            try:
+                resolve_model_cfg(arch)
+            except InputError as exc:
+                raise InputError(f"{where}: students.{arch}: {exc}; or name its file under models:") from None
+            if "none" not in configurations or len(configurations) < 2:
+                raise InputError(f"{where}: students.{arch}: expected a list holding 'none' and at least one KD "
+                                 f"configuration, got {list(configurations)!r}")
+        elif "mutual" in configurations:
+            raise InputError(f"{where}: students.{arch}: a models: student cannot join 'mutual' (one team shares one "
+                             "id_dim; a candidate brings its own)")
     team = [arch for arch, configurations in students.items() if "mutual" in configurations]
     if len(team) == 1:
         raise InputError(f"{where}: students.{team[0]}: configuration 'mutual' trains the students that list it "
@@ -209,4 +261,4 @@ def load_preset(name_or_path: str | Path) -> Preset:
         students=students, student_epochs=_int(raw["student_epochs"], f"{where}: student_epochs"),
         seeds=tuple(_int(s, f"{where}: seeds", 0) for s in seeds),
         kd=_mapping(raw.get("kd", {}), f"{where}: kd"), tune=_tune(raw.get("tune"), f"{where}: tune", tuple(students)),
-        cost=cost, device=str(raw.get("device", "auto")), student_checkpoint=checkpoint)
+        cost=cost, device=str(raw.get("device", "auto")), student_checkpoint=checkpoint, models=models)

@@ -142,9 +142,11 @@ def fingerprint(preset: Preset, spec: RunSpec) -> dict:
     teacher = {**preset.teacher} if spec.kd is not None else None
     hyp = {**preset.hyp, **preset.eval}
     tracker = load_tracker_config({**load_yaml("default", "train"), **hyp}["tracker"])  # contents, not the name
+    model = preset.models.get(spec.arch)  # a models: student: its rows and id_dim, not the file's path
     return {"name": spec.name, "arch": spec.arch, "seed": spec.seed, "epochs": spec.epochs, "kd": spec.kd,
             "teacher": teacher, "hyp": hyp, "tracker": tracker, "data": preset.data, "eval_set": spec.eval_set,
-            **({"team": list(spec.team)} if spec.team else {})}
+            **({"team": list(spec.team)} if spec.team else {}),
+            **({"model": {"cfg": model["cfg"], "id_dim": model["id_dim"]}} if model else {})}
 
 
 def check_spec(preset: Preset, spec: RunSpec, write: bool = True) -> None:
@@ -191,6 +193,8 @@ class Runner:
         self.data_config = write_train_data_config(preset, self.out)
         self.hyp_path = self.out / "configs" / "hyp.yaml"
         atomic_write_text(self.hyp_path, yaml.safe_dump({**preset.hyp, **preset.eval}, sort_keys=False))
+        # models: students -> OUT/configs/models/<name>.yaml, what the trainer builds (written by execute)
+        self.model_paths = {name: self.out / "configs" / "models" / f"{name}.yaml" for name in preset.models}
         self.settings = {**load_yaml("default", "train"), **preset.hyp, **preset.eval}
 
     @property
@@ -253,6 +257,8 @@ class Runner:
         pending = [r for r in runs if not r.done]
         for spec in runs:
             check_spec(self.preset, spec)
+        for name, path in self.model_paths.items():  # after the checks: a refused preset leaves the cache's file
+            atomic_write_text(path, yaml.safe_dump(self.preset.models[name]["cfg"], sort_keys=False))
         pending = [r for r in pending if not (r.follower and any(p.team == r.team and p.seed == r.seed and not
                                                                    p.follower for p in pending))]  # led by that run
         serial = [r for r in pending if local and (jobs == 1 or r.role == "teacher")]  # the teacher is first
@@ -313,15 +319,18 @@ class Runner:
         elif not finished:
             argv = ["--data", str(self.data_config), "--hyp", str(self.hyp_path), "--epochs", str(spec.epochs),
                     "--seed", str(spec.seed), "--out", str(train_dir), "--exist-ok", "--device", self.device]
+            model = self.preset.models.get(spec.arch)
+            if model is not None and model["id_dim"] is not None:  # a candidate's searched embedding size
+                argv += ["--id-dim", str(model["id_dim"])]
             if spec.kd is None:
-                argv += ["--model", spec.arch]
+                argv += ["--model", str(self.model_paths.get(spec.arch, spec.arch))]
             else:
                 if not self.teacher_weights.is_file():
                     raise InputError(f"{self.teacher_weights}: the teacher has not been trained yet")
                 kd_path = spec.folder / "kd.yaml"
                 atomic_write_text(kd_path, yaml.safe_dump(spec.kd, sort_keys=False))
-                argv += ["--teacher", str(self.teacher_weights), "--student", *(spec.team or [spec.arch]),
-                         "--kd", str(kd_path)]
+                argv += ["--teacher", str(self.teacher_weights), "--student",
+                         *(str(self.model_paths.get(a, a)) for a in spec.team or [spec.arch]), "--kd", str(kd_path)]
             logger.info("python -m mot_kd.train " + " ".join(argv))
             train_cli.main(argv)
 

@@ -1,8 +1,10 @@
-"""``python -m mot_kd.nas space|supernet|search|retrain``: the one-shot architecture search (docs/nas.md).
+"""``python -m mot_kd.nas space|supernet|search|retrain|pick|correlate``: the one-shot architecture search.
 
 space: validate a search space and cost it; supernet: train the weight-sharing supernet with KD from a
 teacher (resumable); search: evolutionary search under a GFLOPs / latency budget, scored by tracking on the
-data config's val (tune) sequences; retrain: the chosen candidate from scratch with KD through mot_kd.train.
+data config's val (tune) sequences; retrain: the chosen candidate from scratch with KD through mot_kd.train;
+pick: candidates spread over the search's scores, as files a KD bench preset's ``models:`` lists; correlate:
+rank correlation of inherited and retrained (KD bench) scores. See docs/nas.md.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 import torch
 
 from mot_kd.errors import InputError, cli_entry
+from mot_kd.nas.compare import correlate, format_correlation, pick, read_search, write_correlation, write_picks
 from mot_kd.nas.cost import candidate_cost, check_budget
+from mot_kd.nas.files import read_candidate
 from mot_kd.nas.space import load_space
 from mot_kd.nas.steps import load_preset, retrain, run_search, run_supernet
 
@@ -45,6 +49,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     again.add_argument("--out", required=True)
     again.add_argument("train_args", nargs=argparse.REMAINDER,
                     help="after '--': mot_kd.train arguments (--teacher, --data, --epochs, ...)")
+    chooser = sub.add_parser("pick", help="export candidates spread over a search's inherited scores")
+    chooser.add_argument("--search", required=True, help="search folder (its search.jsonl)")
+    chooser.add_argument("--n", type=int, default=5, help="how many candidates (default 5)")
+    chooser.add_argument("--metric", default="IDF1", help="score to spread over: IDF1 (default) or MOTA")
+    chooser.add_argument("--exclude", nargs="*", default=[], help="candidate files not to pick (e.g. best.json)")
+    chooser.add_argument("--out", required=True, help="folder for pick_1.json .. (lowest score first)")
+    corr = sub.add_parser("correlate", help="rank correlation of inherited vs retrained (KD bench) scores")
+    corr.add_argument("--search", required=True, help="search folder (its search.jsonl)")
+    corr.add_argument("--bench", required=True, help="KD bench --out whose models: students are candidates")
+    corr.add_argument("--names", nargs="*", help="the bench's students to use (default: every candidate there)")
+    corr.add_argument("--configuration", default="all", help="the bench configuration retrained (default all)")
+    corr.add_argument("--out", help="JSON to write (default BENCH/nas_correlation.json, and a .md beside it)")
     return parser.parse_args(argv)
 
 
@@ -55,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "retrain":
         extra = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
         return retrain(args.candidate, args.out, extra)
+    if args.command == "pick":
+        exclude = [read_candidate(path, "--exclude") for path in args.exclude]
+        for path in write_picks(pick(read_search(args.search), args.n, args.metric, exclude), args.out):
+            record = json.loads(path.read_text())
+            print(f"{path}: IDF1 {100 * record['IDF1']:.1f}, MOTA {100 * record['MOTA']:.1f}, "
+                  f"{record['gflops']:.2f} GFLOPs")
+        return 0
+    if args.command == "correlate":
+        result = correlate(args.search, args.bench, args.names, args.configuration)
+        path = write_correlation(result, args.out or Path(args.bench) / "nas_correlation.json")
+        print(format_correlation(result) + f"\nwrote {path} and {path.with_suffix('.md')}")
+        return 0
     if args.threads < 1:
         raise InputError(f"--threads: expected >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)

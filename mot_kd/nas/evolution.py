@@ -58,8 +58,11 @@ def crossover(a: dict, b: dict, rng: random.Random) -> dict:
 
 def evolve(space: SearchSpace, score: Callable[[dict], dict], budget_gflops: float | None, settings: EvolutionSettings,
            jsonl: str | Path, latency: Callable[[dict], float] | None = None,
-           budget_latency_ms: float | None = None) -> list[dict]:
+           budget_latency_ms: float | None = None, min_gflops: float | None = None) -> list[dict]:
     """Run the search; every evaluated candidate is appended to ``jsonl`` as it is scored. Returns the records.
+
+    ``min_gflops`` (optional) makes the budget a band, e.g. a reference's GFLOPs +-5%: a comparison "at equal
+    FLOPs" then never pits the reference against a much cheaper candidate.
 
     A record: ``{"generation", "origin" (random|mutation|crossover), "candidate", "params", "gflops", "IDF1",
     "MOTA"[, "latency_ms"]}``; parents are the best by IDF1, then MOTA.
@@ -68,6 +71,8 @@ def evolve(space: SearchSpace, score: Callable[[dict], dict], budget_gflops: flo
         raise InputError(f"population {settings.population} / parents {settings.parents}: need 1 <= parents <= "
                          "population")
     check_budget(space, budget_gflops)
+    if min_gflops is not None and budget_gflops is not None and min_gflops > budget_gflops:
+        raise InputError(f"search.min_gflops: {min_gflops:g} is above budget_gflops {budget_gflops:g}")
     if budget_latency_ms is not None and latency is None:
         raise InputError("--budget-latency-ms needs a latency measure")
     rng, seen, records = random.Random(settings.seed), set(), []
@@ -82,6 +87,8 @@ def evolve(space: SearchSpace, score: Callable[[dict], dict], budget_gflops: flo
         seen.add(sig)
         cost = candidate_cost(cand, space.imgsz)
         if budget_gflops is not None and cost["gflops"] > budget_gflops:
+            return None
+        if min_gflops is not None and cost["gflops"] < min_gflops:
             return None
         if latency is not None:
             cost["latency_ms"] = latency(cand)

@@ -10,7 +10,6 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-import yaml
 from loguru import logger
 
 from mot_kd.config import check_keys, load_yaml, resolve_config
@@ -20,16 +19,18 @@ from mot_kd.errors import InputError
 from mot_kd.models import build_model, load_checkpoint
 from mot_kd.models.info import model_card
 from mot_kd.nas.evolution import EvolutionSettings, evolve
+from mot_kd.nas.files import read_candidate, write_candidate_yaml
 from mot_kd.nas.report import pareto_plot
 from mot_kd.nas.score import TrackingScorer, cpu_latency_ms
-from mot_kd.nas.space import build_candidate, candidate_cfg, check_candidate, load_space
+from mot_kd.nas.space import build_candidate, load_space
 from mot_kd.nas.supernet import Supernet
 from mot_kd.nas.supernet_train import SupernetSettings, SupernetTrainer
 from mot_kd.train.checkpoint import load_training_state
 from mot_kd.utils.io import atomic_write_text
 
 SUPERNET_KEYS = ("batch", *(f.name for f in fields(SupernetSettings)))
-SEARCH_KEYS = ("budget_gflops", "budget_latency_ms", "calib_batches", *(f.name for f in fields(EvolutionSettings)))
+SEARCH_KEYS = ("budget_gflops", "min_gflops", "budget_latency_ms", "calib_batches",
+               *(f.name for f in fields(EvolutionSettings)))
 REFERENCES = ("yolov5n", "yolov5s-ghost")
 
 
@@ -125,6 +126,7 @@ def run_search(preset: dict, supernet_dir: Path, out: Path) -> dict:
                          "space YAML edited after the supernet was trained?)") from None
     s = dict(preset.get("search", {}))
     budget, latency_budget = s.pop("budget_gflops", None), s.pop("budget_latency_ms", None)
+    min_gflops = s.pop("min_gflops", None)
     data, dataset = _dataset(preset, int(s.get("seed", 0)), augment=False)  # BN statistics of plain frames
     if data.val is None:
         raise InputError(f"{data.source}: val is null; the search scores candidates on its val (tune) sequences")
@@ -134,7 +136,8 @@ def run_search(preset: dict, supernet_dir: Path, out: Path) -> dict:
     scorer = TrackingScorer(net, calib, data.root, data.val.split, list(data.val.sequences or []) or None, imgsz,
                             data.detector)
     latency = (lambda c: cpu_latency_ms(build_candidate(c), imgsz)) if latency_budget is not None else None
-    records = evolve(space, scorer, budget, EvolutionSettings(**s), out / "search.jsonl", latency, latency_budget)
+    records = evolve(space, scorer, budget, EvolutionSettings(**s), out / "search.jsonl", latency, latency_budget,
+                     min_gflops)
     refs = {name: {"gflops": model_card(build_model(name, id_dim=128), space.imgsz)["gflops"]} for name in REFERENCES}
     pareto_plot(records, refs, out / "pareto.png", budget)
     best = max(records, key=lambda r: (r["IDF1"], r["MOTA"]))
@@ -148,19 +151,11 @@ def retrain(candidate_path: str, out: str | Path, train_args: list[str]) -> int:
     """Write OUT/candidate.yaml and train it from scratch with ``python -m mot_kd.train`` (KD with --teacher)."""
     from mot_kd.train.cli import main as train_main
 
-    path = Path(candidate_path)
-    if not path.is_file():
-        raise InputError(f"--candidate {path}: no such file")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--candidate {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    cand = check_candidate(data.get("candidate", data) if isinstance(data, dict) else data, f"--candidate {path}")
+    cand = read_candidate(candidate_path, "--candidate")
     for flag in ("--model", "--student", "--id-dim", "--out"):
         if flag in train_args:
             raise InputError(f"retrain: {flag} is set by the candidate / --out; remove it from the train arguments")
     out = Path(out)
-    arch = out / "candidate.yaml"
-    atomic_write_text(arch, yaml.safe_dump({**candidate_cfg(cand), "candidate": cand}, sort_keys=False))
+    arch = write_candidate_yaml(cand, out / "candidate.yaml")
     role = "--student" if "--teacher" in train_args else "--model"
     return train_main([role, str(arch), "--id-dim", str(cand["id_dim"]), "--out", str(out / "train"), *train_args])
