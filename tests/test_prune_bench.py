@@ -122,6 +122,10 @@ def kd_bench(tmp_path_factory) -> Path:
                                     "train": {"split": "full", "sequences": ["TRAIN-01"]},
                                     "val": {"split": "full", "sequences": ["TUNE-01"]}}))
     (bench / "configs" / "hyp.yaml").write_text(yaml.safe_dump(HYP))
+    evaluation = {k: HYP[k] for k in ("conf", "iou", "tracker")}  # the KD bench preset that "made" this folder
+    made = {**yaml.safe_load((CONFIG_ROOT / "bench" / "smoke.yaml").read_text()), "eval": evaluation,
+            "hyp": {k: v for k, v in HYP.items() if k not in evaluation}}
+    (bench.parent / "kd_preset.yaml").write_text(yaml.safe_dump(made))
     teacher = bench / "runs" / "teacher"
     assert train_main(["--model", "yolov5n", "--data", str(data), "--hyp", str(bench / "configs" / "hyp.yaml"),
                        "--epochs", "1", "--out", str(teacher / "train"), "--device", "cpu"]) == 0
@@ -142,7 +146,8 @@ def kd_bench(tmp_path_factory) -> Path:
 
 
 def _tiny(tmp_path: Path, bench: Path) -> str:
-    return _preset(tmp_path, from_bench=str(bench), targets={0.5: ["bn"]}, steps=1, kd_epochs=1, seeds=[0])
+    return _preset(tmp_path, from_bench=str(bench), bench_preset=str(bench.parent / "kd_preset.yaml"),
+                   targets={0.5: ["bn"]}, steps=1, kd_epochs=1, seeds=[0])
 
 
 def test_every_run_gets_the_kd_bench_settings_and_kd_config(kd_bench, tmp_path, monkeypatch):
@@ -167,9 +172,22 @@ def test_every_run_gets_the_kd_bench_settings_and_kd_config(kd_bench, tmp_path, 
     assert scores[run["variant"]]["same_as_kd_bench"] is True  # same checkpoint + settings = the KD bench's numbers
 
 
+def test_a_folder_made_by_another_kd_preset_is_refused(kd_bench, tmp_path):
+    other = tmp_path / "bench"
+    shutil.copytree(kd_bench, other)
+    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    (other / "configs" / "hyp.yaml").write_text(yaml.safe_dump({**HYP, "tracker": "default"}))
+    with pytest.raises(InputError) as err:
+        open_bench(load_preset(_tiny(tmp_path, other)))
+    assert str(err.value) == (f"from_bench {other}: its configs/hyp.yaml is not what the KD bench preset "
+                              f"{tmp_path / 'kd_preset.yaml'} runs with (tracker: 'default' there, 'jde' in the "
+                              "preset); set bench_preset to the preset that made it")
+
+
 def test_changed_tracker_config_since_the_kd_bench_is_refused(kd_bench, tmp_path):
     other = tmp_path / "bench"
     shutil.copytree(kd_bench, other)
+    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
     (other / "runs" / "teacher" / "spec.json").write_text(json.dumps({"tracker": {"det_thresh": 0.9}}))
     with pytest.raises(InputError, match=r"tracker 'jde': its config \(configs/tracker/\) differs from the one"):
         open_bench(load_preset(_tiny(tmp_path, other)))

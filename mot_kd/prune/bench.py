@@ -179,12 +179,12 @@ def execute(preset: dict, run: dict, bench: KDBench) -> dict:
     if done.is_file():
         return json.loads(done.read_text())
     settings = bench.settings(seed, preset["finetune"])
-    sparse = out.parents[2] / "sparsity" / f"seed{seed}" / "train" / "weights" / "best.pt"
     if run["kind"] == "sparsity":
         FineTune("sparsity", str(bench.data), settings, "cpu")(bench.teacher, out / "train",
                                                                preset["sparsity_epochs"], sparsity=preset["sparsity"])
         models = {}
     elif run["kind"] == "prune":
+        sparse = out.parents[2] / "sparsity" / f"seed{seed}" / "train" / "weights" / "best.pt"
         run_prune(PruneJob(weights=sparse if preset["sparsity_epochs"] else bench.teacher, teacher=bench.teacher,
                            data=str(bench.data), target=run["target"], out=out / "prune", settings=settings,
                            steps=preset["steps"], importance=run["importance"], epochs=preset["epochs"],
@@ -195,15 +195,14 @@ def execute(preset: dict, run: dict, bench: KDBench) -> dict:
     else:
         models = {"unpruned": bench.teacher}
     evaluation = bench.settings(seed, {})  # every model is tracked exactly as the KD bench tracked its own
+    imgsz = tuple(evaluation["imgsz"])
+    tracking = RunSettings(imgsz, evaluation["conf"], evaluation["iou"], evaluation["tracker"])
     scores = {}
     for name, path in models.items():
         model = load_checkpoint(path)
-        result, _, speed = track_and_evaluate(model, bench.root / "data", out / "val" / name, "full", "all",
-                                              list(bench.val), RunSettings(tuple(evaluation["imgsz"]),
-                                                                           evaluation["conf"], evaluation["iou"],
-                                                                           evaluation["tracker"]))
-        scores[name] = {**{k: result.combined[k] for k in METRICS}, "fps": speed["fps"],
-                        "gflops": gflops(model, tuple(evaluation["imgsz"]))}
+        result, _, speed = track_and_evaluate(model, bench.root / "data", out / "val" / name.replace(" ", "_"), "full",
+                                              "all", list(bench.val), tracking)
+        scores[name] = {**{k: result.combined[k] for k in METRICS}, "fps": speed["fps"], "gflops": gflops(model, imgsz)}
     if run["kind"] == "scratch":  # the same checkpoint and settings: the KD bench's own numbers expected
         own, mine = bench.scratch[run["configuration"], seed], scores[run["variant"]]
         mine["same_as_kd_bench"] = all(abs(mine[k] - own[k]) < 1e-9 for k in METRICS)

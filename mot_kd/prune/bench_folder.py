@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mot_kd.bench.presets import load_preset as load_kd_preset
+from mot_kd.config import load_yaml
 from mot_kd.errors import InputError
 from mot_kd.train.settings import resolve_settings
 from trackers.config import load_tracker_config
@@ -37,7 +39,8 @@ class KDBench:
 
 def open_bench(preset: dict) -> KDBench:
     """Check that ``from_bench`` holds everything the prune preset needs; one line naming what is missing and the
-    command that makes it otherwise. Also refuses a tracker config changed since the KD bench ran."""
+    command that makes it otherwise. Also refuses a folder whose settings are not its ``bench_preset``'s and a
+    tracker config changed since the KD bench ran."""
     root, model = Path(preset["from_bench"]), preset["scratch"]["model"]
     make = f"run `python -m mot_kd.bench --preset {preset['bench_preset']} --out {root}` first"
 
@@ -54,6 +57,13 @@ def open_bench(preset: dict) -> KDBench:
             raise InputError(f"{path}: unreadable run record of the KD bench; {make}") from None
 
     data, hyp = need(root / "configs" / "data.yaml"), need(root / "configs" / "hyp.yaml")
+    made = load_kd_preset(preset["bench_preset"])
+    expected, ran = {**made.hyp, **made.eval}, load_yaml(hyp, "train")
+    differ = sorted(k for k in expected.keys() | ran.keys() if expected.get(k) != ran.get(k))
+    if differ:  # another preset made the folder: the command named above would be the wrong one
+        raise InputError(f"from_bench {root}: its configs/hyp.yaml is not what the KD bench preset "
+                         f"{preset['bench_preset']} runs with ({differ[0]}: {ran.get(differ[0])!r} there, "
+                         f"{expected.get(differ[0])!r} in the preset); set bench_preset to the preset that made it")
     teacher = need(root / record(root / "runs" / "teacher")["weights"])
     val = tuple(sorted(p.name for p in (root / "data").glob("VAL-*") if p.is_dir()))
     if not val:
