@@ -233,3 +233,25 @@ def test_search_band_keeps_every_candidate_between_min_and_budget(tmp_path):
     assert len(records) == 6 and all(low <= r["gflops"] <= high for r in records)
     with pytest.raises(InputError, match="min_gflops: .* is above budget_gflops"):
         evolve(SMOKE, lambda c: {}, low, EvolutionSettings(), tmp_path / "t.jsonl", min_gflops=high)
+
+
+def test_the_bench_equal_nas_preset_trains_on_cpu_equals_train_set_and_scores_on_its_tune_set(tmp_path, monkeypatch):
+    from mot_kd.data.data_config import load_data_config
+    from mot_kd.kd.settings import load_kd_config
+    from mot_kd.models import build_model
+    from mot_kd.nas.steps import load_preset as load_nas_preset
+
+    monkeypatch.chdir(tmp_path)  # the data root is relative to the working folder
+    (tmp_path / "runs" / "bench_equal" / "data").mkdir(parents=True)
+    nas_preset, bench = load_nas_preset("bench_equal", []), load_preset("cpu_equal")
+    data = load_data_config(nas_preset["data"])
+    assert data.root == tmp_path / "runs" / "bench_equal" / "data" and data.train.split == data.val.split == "full"
+    assert list(data.train.sequences) == bench.sequence_names("train")
+    assert list(data.val.sequences) == bench.sequence_names("tune")  # the search's score: never the val set
+    assert nas_preset["imgsz"] == list(bench.imgsz)
+    losses, ours = load_kd_config(nas_preset.get("kd"))["losses"], bench.kd["losses"]
+    assert all(losses[k]["weight"] == ours[k]["weight"] for k in ("erc", "key_feature", "pred_diff"))
+    yolov5n = model_card(build_model("yolov5n", id_dim=bench.hyp["id_dim"]), load_space("space").imgsz)["gflops"]
+    search = nas_preset["search"]
+    assert search["min_gflops"] == pytest.approx(0.95 * yolov5n, abs=0.01)
+    assert search["budget_gflops"] == pytest.approx(1.05 * yolov5n, abs=0.01)
