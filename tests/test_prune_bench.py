@@ -232,3 +232,8 @@ def test_bench_end_to_end_and_jobs_2_gives_the_same_results_as_jobs_1(kd_bench, 
     assert main(["--preset", preset, "--out", str(tmp_path / "one")]) == 0  # finished runs are read back, not redone
     assert (tmp_path / "one" / "flops0.5" / "bn" / "seed0" / "val.json").read_text() == cached
     assert "5 runs (5 cached, 0 to run)" in capsys.readouterr().out
+
+
+def test_jobs_must_be_positive(capsys):
+    assert cli_entry(main)(["--preset", "cpu_equal", "--plan", "--jobs", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --jobs: expected an integer >= 1, got 0"
