@@ -200,6 +200,10 @@ def test_correlate_errors(tmp_path, capsys):
     bench_run(out, "stranger", candidate(99), 0, 0.5, 0.5)
     with pytest.raises(InputError, match="the candidate of stranger is not in"):
         correlate(search, out)
+    bench_run(out, "broken", None, 0, 0.5, 0.5)
+    (out / "runs" / "broken" / "all" / "seed0" / "spec.json").write_text("{")  # cut short
+    with pytest.raises(InputError, match="broken/all/seed0/spec.json: unreadable run file"):
+        correlate(search, out)
     (search / "search.jsonl").write_text((search / "search.jsonl").read_text() + "{oops\n")
     assert nas(["correlate", "--search", str(search), "--bench", str(out)]) == 2
     err = capsys.readouterr().err.strip()

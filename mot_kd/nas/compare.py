@@ -74,6 +74,16 @@ def write_picks(records: list[dict], out: str | Path) -> list[Path]:
     return paths
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: unreadable run file (not a JSON object)")
+    return data
+
+
 def _bench_candidates(bench: Path, names: list[str] | None, configuration: str) -> dict[str, dict]:
     """``{name: {"candidate", "runs": [eval records]}}`` for the bench's students whose runs pin a candidate."""
     root = bench / "runs"
@@ -85,9 +95,8 @@ def _bench_candidates(bench: Path, names: list[str] | None, configuration: str) 
         runs = []
         for seed in sorted((root / name / configuration).glob("seed*")):
             if (seed / "eval.json").is_file() and (seed / "spec.json").is_file():
-                spec = json.loads((seed / "spec.json").read_text())
-                runs.append((spec.get("model", {}).get("cfg", {}).get("candidate"), json.loads(
-                    (seed / "eval.json").read_text())))
+                spec, record = _read_json(seed / "spec.json"), _read_json(seed / "eval.json")
+                runs.append(((spec.get("model") or {}).get("cfg", {}).get("candidate"), record))
         candidates = {_key(c) for c, _ in runs if c is not None}
         if not runs or not candidates:
             if names:

@@ -25,7 +25,7 @@ def pareto_front(records: list[dict]) -> list[dict]:
 
 
 def pareto_plot(records: list[dict], references: dict[str, dict], path: str | Path,
-                budget_gflops: float | None = None) -> Path:
+                budget_gflops: float | None = None, min_gflops: float | None = None) -> Path:
     """Write the PNG; ``references``: name -> {"gflops", optional "IDF1"} (e.g. yolov5n, yolov5s-ghost)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for origin, style in (("random", dict(c="0.6", marker="o", s=18)), ("searched", dict(c="C0", marker="o", s=22))):
@@ -43,6 +43,8 @@ def pareto_plot(records: list[dict], references: dict[str, dict], path: str | Pa
             ax.scatter([ref["gflops"]], [ref["IDF1"]], c=color, marker="*", s=120, label=name)
     if budget_gflops is not None:
         ax.axvline(budget_gflops, c="k", ls="--", lw=0.8, label="budget")
+    if min_gflops is not None:
+        ax.axvline(min_gflops, c="k", ls="-.", lw=0.8, label="min_gflops")
     ax.set_xlabel("GFLOPs")
     ax.set_ylabel("IDF1 (supernet weights, BN recalibrated)")
     ax.legend(fontsize=7)

@@ -139,7 +139,7 @@ def run_search(preset: dict, supernet_dir: Path, out: Path) -> dict:
     records = evolve(space, scorer, budget, EvolutionSettings(**s), out / "search.jsonl", latency, latency_budget,
                      min_gflops)
     refs = {name: {"gflops": model_card(build_model(name, id_dim=128), space.imgsz)["gflops"]} for name in REFERENCES}
-    pareto_plot(records, refs, out / "pareto.png", budget)
+    pareto_plot(records, refs, out / "pareto.png", budget, min_gflops)
     best = max(records, key=lambda r: (r["IDF1"], r["MOTA"]))
     atomic_write_text(out / "best.json", json.dumps(best, indent=2) + "\n")
     logger.info("search: best IDF1 {:.2f} MOTA {:.2f} at {:.3f} GFLOPs; {}", best["IDF1"], best["MOTA"],
