@@ -172,6 +172,17 @@ def test_every_run_gets_the_kd_bench_settings_and_kd_config(kd_bench, tmp_path, 
     assert scores[run["variant"]]["same_as_kd_bench"] is True  # same checkpoint + settings = the KD bench's numbers
 
 
+def test_a_missing_kd_config_of_the_kd_bench_is_named(kd_bench, tmp_path):
+    other = tmp_path / "bench"
+    shutil.copytree(kd_bench, other)
+    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    kd = other / "runs" / "yolov5n" / "all" / "seed0" / "kd.yaml"
+    kd.unlink()
+    with pytest.raises(InputError) as err:
+        open_bench(load_preset(_tiny(tmp_path, other)))
+    assert f"from_bench {other}: no finished KD bench there (needs {kd}); run `python -m mot_kd.bench" in str(err.value)
+
+
 def test_a_folder_made_by_another_kd_preset_is_refused(kd_bench, tmp_path):
     other = tmp_path / "bench"
     shutil.copytree(kd_bench, other)
