@@ -16,7 +16,7 @@ import yaml
 
 from mot_kd.bench import main as bench_main
 from mot_kd.bench.presets import load_preset
-from mot_kd.bench.report import GAP_METRICS, aggregate, build_report, gap_closed, gaps, mean_std
+from mot_kd.bench.report import GAP_METRICS, aggregate, build_report, format_markdown, gap_closed, gaps, mean_std
 from mot_kd.bench.runner import Runner, fingerprint, kd_config, plan_runs, same_weights
 from mot_kd.bench.speed import load_speed, representative_runs
 from mot_kd.bench.tune import write_tuning
@@ -449,3 +449,35 @@ def test_cpu_nas_plans_with_candidate_files_and_reuses_cpu_equal_runs(tmp_path, 
             assert fingerprint(nas, spec) == fingerprint(base, base_runs[spec.name]), spec.name
         else:
             assert spec.arch.startswith("nas_") and fingerprint(nas, spec)["model"]["cfg"]["candidate"]
+
+
+def test_versus_compares_two_architectures_per_shared_configuration(tmp_path):
+    path = _preset(tmp_path, students={"yolov5n": ["none", "all"], "yolov5s": ["none", "all", "erc"]},
+                   versus={"yolov5s": "yolov5n"}, cost__train_step_s={"yolov5n": 1, "yolov5s": 1},
+                   cost__track_fps={"yolov5n": 1, "yolov5s": 1})
+    preset = load_preset(path)
+
+    def run(arch, conf, seed, value):
+        return {**_record("student", arch, conf, seed, value), "name": f"{arch}/{conf}/seed{seed}", "machine": "m",
+                "finished": "2026-01-01T00:00:00+00:00", "train_s": 1.0, "eval_s": 1.0}
+
+    records = [run("yolov5n", "none", s, v) for s, v in enumerate((0.50, 0.52, 0.54))]
+    records += [run("yolov5n", "all", s, v) for s, v in enumerate((0.60, 0.62, 0.64))]
+    records += [run("yolov5s", "none", s, v) for s, v in enumerate((0.55, 0.56, 0.57))]
+    records += [run("yolov5s", "all", s, v) for s, v in enumerate((0.70, 0.74, 0.78))]
+    records += [run("yolov5s", "erc", 0, 0.7)]  # yolov5n has no erc row: not compared
+    report = build_report(preset, records, 13, None)
+    pair = report["versus"]["yolov5s"]
+    assert pair["reference"] == "yolov5n" and list(pair["configurations"]) == ["none", "all"]
+    kd = pair["configurations"]["all"]["IDF1"]
+    pooled = ((2 * 0.02 ** 2 + 2 * 0.04 ** 2) / 4) ** 0.5
+    assert kd["diff"] == pytest.approx(0.12) and kd["pooled_std"] == pytest.approx(pooled)
+    assert kd["ratio"] == pytest.approx(0.12 / pooled)
+    assert "| yolov5s | yolov5n | ERC + key-feature + pred-diff | +12.0 (+3.8σ) |" in format_markdown(report)
+    assert "versus" not in build_report(load_preset("smoke"), records[:3], 3, None)  # only when the preset asks
+    for versus, message in (({"yolov5s": "yolov5m"}, "'yolov5m' is not one of the preset's students"),
+                            ({"yolov5s": "yolov5s"}, "needs another student sharing a configuration")):
+        with pytest.raises(InputError, match=message):
+            load_preset(_preset(tmp_path, students={"yolov5n": ["none", "all"], "yolov5s": ["none", "all"]},
+                                versus=versus, cost__train_step_s={"yolov5n": 1, "yolov5s": 1},
+                                cost__track_fps={"yolov5n": 1, "yolov5s": 1}))

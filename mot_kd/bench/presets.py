@@ -42,7 +42,7 @@ METRICS = ("IDF1", "MOTA", "MT", "HOTA", "IDSW")
 CHECKPOINTS = {"best": "best.pt", "last": "last_student.pt"}
 SETS = ("train", "tune", "val")
 _KEYS = {"extends", "description", "data", "hyp", "eval", "teacher", "students", "student_epochs", "seeds", "kd",
-         "tune", "cost", "device", "student_checkpoint", "models"}
+         "tune", "cost", "device", "student_checkpoint", "models", "versus"}
 _REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "seeds", "cost"}
 _SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
 
@@ -64,6 +64,7 @@ class Preset:
     device: str
     student_checkpoint: str = "best"  # key of CHECKPOINTS: best (on the tune set) or last epoch
     models: dict = field(default_factory=dict)  # student name -> {path, cfg (model YAML dict), id_dim or None}
+    versus: dict = field(default_factory=dict)  # student -> reference student, compared per shared configuration
 
     @property
     def imgsz(self) -> tuple[int, int]:
@@ -146,6 +147,20 @@ def _models(value, where: str, students: dict) -> dict:
                              "best.json, `nas pick` pick_N.json; paths are relative to the working folder)")
         models[name] = {"path": path, **read_model_file(path, here)}
     return models
+
+
+def _versus(value, where: str, students: dict) -> dict:
+    """``versus: {student: reference}``: the report compares the two architectures' rows of each configuration
+    both train (e.g. a searched student against yolov5n at equal GFLOPs, with and without KD)."""
+    pairs = _mapping(value if value is not None else {}, where)
+    for arch, ref in pairs.items():
+        for name in (arch, ref):
+            if name not in students:
+                raise InputError(f"{where}.{arch}: {name!r} is not one of the preset's students "
+                                 f"({', '.join(students)})")
+        if arch == ref or not set(students[arch]) & set(students[ref]):
+            raise InputError(f"{where}.{arch}: needs another student sharing a configuration with it, got {ref!r}")
+    return pairs
 
 
 def _students(value, where: str) -> dict[str, tuple[str, ...]]:
@@ -261,4 +276,5 @@ def load_preset(name_or_path: str | Path) -> Preset:
         students=students, student_epochs=_int(raw["student_epochs"], f"{where}: student_epochs"),
         seeds=tuple(_int(s, f"{where}: seeds", 0) for s in seeds),
         kd=_mapping(raw.get("kd", {}), f"{where}: kd"), tune=_tune(raw.get("tune"), f"{where}: tune", tuple(students)),
-        cost=cost, device=str(raw.get("device", "auto")), student_checkpoint=checkpoint, models=models)
+        cost=cost, device=str(raw.get("device", "auto")), student_checkpoint=checkpoint, models=models,
+        versus=_versus(raw.get("versus"), f"{where}: versus", students))

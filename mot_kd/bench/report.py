@@ -38,6 +38,8 @@ GAP_NOTE = ("gap_closed = (mean KD student - mean student) / (mean teacher - mea
             "teacher and student means are equal (gap 0: the ratio is undefined)")
 
 
+VERSUS_NOTE = ("versus[student]: the preset's pairs of architectures; per configuration both trained, compare(row, "
+               "reference) as in significance (diff = row mean - reference mean, pooled seed std, ratio, t)")
 STUDENT_CHECKPOINT = {"best": "best.pt (their best validation on the tune set)",
                       "last": "last epoch's model (last_student.pt)"}
 SPEED_NOTE = ("speed: tracking FPS (model + association, decoding excluded) of each architecture timed alone after "
@@ -116,6 +118,18 @@ def significance(groups: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
+def versus(groups: dict[str, dict], pairs: dict[str, str]) -> dict[str, dict]:
+    """``{student: {"reference", "configurations": {configuration: {metric: compare(...)}}}}`` for the preset's
+    ``versus`` pairs, over the configurations both architectures have runs of (row minus reference)."""
+    out = {}
+    for arch, ref in pairs.items():
+        rows = {g["configuration"]: g for k, g in groups.items() if k != "teacher" and g["arch"] == arch}
+        out[arch] = {"reference": ref, "configurations": {
+            conf: {m: compare(g, groups[f"{ref}/{conf}"], m) for m in SIGNIFICANCE_METRICS}
+            for conf, g in rows.items() if f"{ref}/{conf}" in groups}}
+    return out
+
+
 def schedule_statement(preset: Preset) -> str:
     """Which protocol a preset measures: equal schedules (capacity gap only) or a short student schedule."""
     t, s = preset.teacher["epochs"], preset.student_epochs
@@ -150,6 +164,7 @@ def build_report(preset: Preset, records: list[dict], planned: int, tuning: dict
         "schedule": schedule_statement(preset),
         "configurations": groups, "gap_closed": gaps(groups), "gap_closed_note": GAP_NOTE,
         "significance": significance(groups), "significance_note": SIGNIFICANCE_NOTE,
+        **({"versus": versus(groups, preset.versus), "versus_note": VERSUS_NOTE} if preset.versus else {}),
         "runs": records,
     }
 
@@ -204,7 +219,7 @@ def format_markdown(report: dict) -> str:
         for conf, values in configs.items():
             cells = ["n/a" if v is None else f"{100 * v:.0f}%" for v in values.values()]
             lines.append(f"| {arch} | {LABELS[conf]} | " + " | ".join(cells) + " |")
-    lines += _significance_lines(report)
+    lines += _significance_lines(report) + _versus_lines(report)
     t = report["tuning"]
     lines += ["", f"Tuning: {t['what']}" + (f"; tuned on the {t['on']}; chosen point `{t['chosen']}` "
                                             f"{json.dumps(t['chosen_overrides'])}" if t["tuned"] else ".")]
@@ -230,6 +245,21 @@ def _significance_lines(report: dict) -> list[str]:
         for conf, by_ref in configs.items():
             cells = [_delta(by_ref[r][m], m) if r in by_ref else "–" for r in refs for m in SIGNIFICANCE_METRICS]
             lines.append(f"| {arch} | {LABELS[conf]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _versus_lines(report: dict) -> list[str]:
+    """Per pair and shared configuration: the difference of means and, in brackets, over the pooled seed std."""
+    if not report.get("versus"):
+        return []
+    lines = ["", ("Architectures compared (preset `versus`): difference of means, row − reference, in the same "
+                  "configuration (IDF1/MOTA in points, IDSW in counts; Δ/σ in brackets):"), "",
+             "| student | reference | KD | " + " | ".join(SIGNIFICANCE_METRICS) + " |",
+             "| --- | --- | --- |" + " ---: |" * len(SIGNIFICANCE_METRICS)]
+    for arch, pair in report["versus"].items():
+        for conf, by_metric in pair["configurations"].items():
+            lines.append(f"| {arch} | {pair['reference']} | {LABELS[conf]} | "
+                         + " | ".join(_delta(by_metric[m], m) for m in SIGNIFICANCE_METRICS) + " |")
     return lines
 
 
