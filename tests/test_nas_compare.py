@@ -259,3 +259,15 @@ def test_the_bench_equal_nas_preset_trains_on_cpu_equals_train_set_and_scores_on
     search = nas_preset["search"]
     assert search["min_gflops"] == pytest.approx(0.95 * yolov5n, abs=0.01)
     assert search["budget_gflops"] == pytest.approx(1.05 * yolov5n, abs=0.01)
+
+
+def test_correlation_is_null_not_nan_when_one_side_is_constant(tmp_path):
+    from mot_kd.nas.compare import format_correlation
+
+    search, records = search_dir(tmp_path, [(0.1, 0.3), (0.2, 0.3), (0.3, 0.3)])  # inherited MOTA all equal
+    for i in range(3):
+        bench_run(tmp_path / "bench", f"c{i}", records[i]["candidate"], 0, 0.1 * i, 0.2 * i)
+    result = correlate(search, tmp_path / "bench")
+    assert result["correlation"]["MOTA"] == {"spearman": None, "spearman_p": None, "kendall": None, "kendall_p": None}
+    assert result["correlation"]["IDF1"]["spearman"] == pytest.approx(1.0)
+    assert "n/a: one side's scores are all equal" in format_correlation(result)
