@@ -63,7 +63,7 @@ class Preset:
     cost: dict  # {train_step_s: {arch: s}, teacher_forward_s, track_fps: {arch: fps}, hybrid_forward_s (fused)}
     device: str
     student_checkpoint: str = "best"  # key of CHECKPOINTS: best (on the tune set) or last epoch
-    models: dict = field(default_factory=dict)  # student name -> {path, cfg (model YAML dict), id_dim or None}
+    models: dict = field(default_factory=dict)  # student name -> {cfg (model YAML dict), id_dim or None}
     versus: dict = field(default_factory=dict)  # student -> reference student, compared per shared configuration
 
     @property
@@ -145,7 +145,7 @@ def _models(value, where: str, students: dict) -> dict:
         if not Path(path).is_file():
             raise InputError(f"{here}: {path}: no such file (candidates: `python -m mot_kd.nas search` writes "
                              "best.json, `nas pick` pick_N.json; paths are relative to the working folder)")
-        models[name] = {"path": path, **read_model_file(path, here)}
+        models[name] = read_model_file(path, here)
     return models
 
 
