@@ -425,32 +425,6 @@ def test_a_variants_weight_for_an_unused_scheme_leaves_the_shared_runs_reusable(
         assert fused.kd["fused"]["weight"] == 0.35 and fused.kd["fused"]["enabled"] is True
 
 
-def test_cpu_nas_plans_with_candidate_files_and_reuses_cpu_equal_runs(tmp_path, monkeypatch, capsys):
-    import random
-
-    from mot_kd.nas import load_space
-
-    monkeypatch.chdir(tmp_path)  # cpu_nas's models: paths are relative to the working folder
-    assert bench_main(["--preset", "cpu_nas", "--out", str(tmp_path / "b"), "--plan"]) == 2
-    assert capsys.readouterr().err.strip().endswith("models.nas_best: runs/nas/search/best.json: no such file "
-                                                    "(candidates: `python -m mot_kd.nas search` writes best.json, "
-                                                    "`nas pick` pick_N.json; paths are relative to the working folder)")
-    space, rng = load_space("space"), random.Random(0)
-    for path in ("search/best.json", *(f"pick/pick_{i}.json" for i in range(1, 5))):
-        (tmp_path / "runs" / "nas" / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "runs" / "nas" / path).write_text(json.dumps({"candidate": space.sample(rng), "IDF1": 0.5}))
-    assert bench_main(["--preset", "cpu_nas", "--out", str(tmp_path / "b"), "--plan", "--jobs", "2"]) == 0
-    text = capsys.readouterr().out
-    assert "25 runs" in text and "nas_best/none" in text and "nas_p4/all" in text and "nas_p4/none" not in text
-    base, nas = load_preset("cpu_equal"), load_preset("cpu_nas")
-    base_runs = {r.name: r for r in plan_runs(base, tmp_path, None)}
-    for spec in plan_runs(nas, tmp_path, None):  # the teacher and yolov5n none/all: copies of cpu_equal's runs
-        if spec.name in base_runs:
-            assert fingerprint(nas, spec) == fingerprint(base, base_runs[spec.name]), spec.name
-        else:
-            assert spec.arch.startswith("nas_") and fingerprint(nas, spec)["model"]["cfg"]["candidate"]
-
-
 def test_versus_compares_two_architectures_per_shared_configuration(tmp_path):
     path = _preset(tmp_path, students={"yolov5n": ["none", "all"], "yolov5s": ["none", "all", "erc"]},
                    versus={"yolov5s": "yolov5n"}, cost__train_step_s={"yolov5n": 1, "yolov5s": 1},

@@ -1,7 +1,8 @@
 """Searched students in the KD bench (``models:``), ``nas pick`` and ``nas correlate``, and the search's GFLOPs band.
 
 A smoke-sized bench trains and evaluates a tiny candidate end to end; its runs pin the candidate's rows (an
-edited file is a stale cache); correlations and picks are checked on hand-made records with known answers.
+edited file is a stale cache); correlations and picks are checked on hand-made records with known answers; the
+shipped cpu_nas / bench_equal presets plan with candidate files and use cpu_equal's data, runs and KD weights.
 """
 from __future__ import annotations
 
@@ -271,3 +272,26 @@ def test_correlation_is_null_not_nan_when_one_side_is_constant(tmp_path):
     assert result["correlation"]["MOTA"] == {"spearman": None, "spearman_p": None, "kendall": None, "kendall_p": None}
     assert result["correlation"]["IDF1"]["spearman"] == pytest.approx(1.0)
     assert "n/a: one side's scores are all equal" in format_correlation(result)
+
+
+def test_cpu_nas_plans_with_candidate_files_and_reuses_cpu_equal_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # cpu_nas's models: paths are relative to the working folder
+    assert bench_main(["--preset", "cpu_nas", "--out", str(tmp_path / "b"), "--plan"]) == 2
+    assert capsys.readouterr().err.strip().endswith("models.nas_best: runs/nas/search/best.json: no such file "
+                                                    "(candidates: `python -m mot_kd.nas search` writes best.json, "
+                                                    "`nas pick` pick_N.json; paths are relative to the working folder)")
+    space, rng = load_space("space"), random.Random(0)
+    for path in ("search/best.json", *(f"pick/pick_{i}.json" for i in range(1, 5))):
+        (tmp_path / "runs" / "nas" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "runs" / "nas" / path).write_text(json.dumps({"candidate": space.sample(rng), "IDF1": 0.5}))
+    assert bench_main(["--preset", "cpu_nas", "--out", str(tmp_path / "b"), "--plan", "--jobs", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "25 runs" in text and "nas_best/none" in text and "nas_p4/all" in text and "nas_p4/none" not in text
+    base, searched = load_preset("cpu_equal"), load_preset("cpu_nas")
+    base_runs = {r.name: r for r in plan_runs(base, tmp_path, None)}
+    for spec in plan_runs(searched, tmp_path, None):  # the teacher and yolov5n none/all: copies of cpu_equal's runs
+        if spec.name in base_runs:
+            assert fingerprint(searched, spec) == fingerprint(base, base_runs[spec.name]), spec.name
+        else:
+            assert spec.arch.startswith("nas_") and fingerprint(searched, spec)["model"]["cfg"]["candidate"]
+
