@@ -91,6 +91,15 @@ def test_bad_preset_is_one_line_error(changes, message, tmp_path):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_preset_without_cost_names_it_among_the_missing_keys(tmp_path):
+    raw = yaml.safe_load((CONFIG_ROOT / "prune" / "cpu.yaml").read_text())
+    del raw["cost"], raw["seeds"]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError) as err:
+        load_preset(str(tmp_path / "p.yaml"))
+    assert str(err.value) == f"prune preset {tmp_path / 'p.yaml'}: missing cost, seeds"
+
+
 def test_unfinished_kd_bench_names_what_is_missing_and_the_command_that_makes_it(tmp_path, capsys):
     where = tmp_path / "nowhere"
     preset = _preset(tmp_path, from_bench=str(where), bench_preset="cpu_equal")

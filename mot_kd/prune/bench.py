@@ -57,9 +57,10 @@ def load_preset(name: str) -> dict:
                              "extend the base itself")
         preset = deep_merge(base, {k: v for k, v in preset.items() if k != "extends"})
     check_keys(preset, KEYS, f"prune preset {name}")
-    check_keys(preset["cost"], COST_KEYS, f"prune preset {name}: cost")
+    cost = preset.get("cost", {})  # missing: named with the other missing keys below, not a KeyError
+    check_keys(cost, COST_KEYS, f"prune preset {name}: cost")
     missing = sorted(KEYS - {"description", "extends"} - set(preset))
-    missing += [f"cost.{k}" for k in sorted(COST_KEYS - set(preset["cost"]))]
+    missing += [f"cost.{k}" for k in sorted(COST_KEYS - set(cost))] if "cost" in preset else []
     if missing:
         raise InputError(f"prune preset {name}: missing {', '.join(missing)}")
     check_keys(preset["scratch"], {"model", "runs"}, f"prune preset {name}: scratch")
