@@ -295,3 +295,28 @@ def test_cpu_nas_plans_with_candidate_files_and_reuses_cpu_equal_runs(tmp_path, 
         else:
             assert spec.arch.startswith("nas_") and fingerprint(searched, spec)["model"]["cfg"]["candidate"]
 
+
+
+def test_speed_of_a_models_student_is_timed_again_when_its_rows_change(tmp_path, monkeypatch):
+    import mot_kd.bench.speed as speed
+
+    timed = []
+
+    def track(model, *args):  # a stand-in timing: 51, 52, .. FPS, one per call
+        timed.append(model)
+        return None, None, {"fps": 50.0 + len(timed), "frames": 10}
+
+    monkeypatch.setattr(speed, "load_checkpoint", lambda path, device: path)
+    monkeypatch.setattr(speed, "track_and_evaluate", track)
+    records = [{"role": "student", "arch": "tiny", "configuration": "all", "seed": 0, "name": "tiny/all/seed0",
+                "weights": "runs/tiny/all/seed0/train/weights/best.pt"}]
+
+    def table(cand: dict) -> dict:
+        p = load_preset(preset_file(tmp_path, {"tiny": ["all"]}, {"tiny": str(write_json(tmp_path / "c.json", cand))}))
+        return speed.time_architectures(p, tmp_path / "out", records, "cpu", None)
+
+    assert table(candidate(6))["tiny"]["fps"] == 51.0 and len(timed) == 1
+    assert table(candidate(6))["tiny"]["fps"] == 51.0 and len(timed) == 1  # same rows: the row is kept
+    assert table(candidate(7))["tiny"]["fps"] == 52.0 and len(timed) == 2  # retrained as another architecture
+    assert json.loads((tmp_path / "out" / "speed.json").read_text())["tiny"]["model"]["cfg"]["candidate"] == \
+        candidate(7)

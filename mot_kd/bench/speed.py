@@ -50,10 +50,14 @@ def representative_runs(records: list[dict]) -> dict[str, str]:
 
 
 def time_architectures(preset: Preset, out: Path, records: list[dict], device: str, run: RunSettings) -> dict:
-    """Time every architecture not yet in OUT/speed.json; returns the whole table (written atomically)."""
+    """Time every architecture not yet in OUT/speed.json (a ``models:`` student: not with its current rows);
+    returns the whole table (written atomically)."""
     out = Path(out)
     table = load_speed(out)
-    todo = {arch: w for arch, w in representative_runs(records).items() if arch not in table}
+    # a models: student's name is not its architecture: a row timed with other rows (an edited file) is re-timed
+    pinned = {arch: json.loads(json.dumps(model)) for arch, model in preset.models.items()}
+    todo = {arch: w for arch, w in representative_runs(records).items()
+            if arch not in table or table[arch].get("model") != pinned.get(arch)}
     if not todo:
         return table
     names = preset.sequence_names("val")[:1]
@@ -61,7 +65,7 @@ def time_architectures(preset: Preset, out: Path, records: list[dict], device: s
         model = load_checkpoint(out / weights, select_device(device, DistContext()))
         _, _, speed = track_and_evaluate(model, data_root(out), out / "speed" / arch, "full", "all", names, run)
         table[arch] = {"fps": speed["fps"], "frames": speed["frames"], "torch_threads": torch.get_num_threads(),
-                       "weights": weights, "sequence": names[0],
+                       "weights": weights, "sequence": names[0], **({"model": pinned[arch]} if arch in pinned else {}),
                        "measured": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
         logger.info(f"bench speed: {arch} {speed['fps']:.1f} FPS alone ({speed['frames']} frames, "
                     f"{torch.get_num_threads()} torch threads)")
