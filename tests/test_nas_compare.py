@@ -226,6 +226,12 @@ def test_pick_spreads_candidates_over_the_inherited_range(tmp_path, capsys):
         pick(records, 7)
     assert nas(["pick", "--search", str(search), "--n", "2", "--metric", "HOTA", "--out", str(tmp_path / "q")]) == 2
     assert "--metric: expected one of IDF1, MOTA, got 'HOTA'" in capsys.readouterr().err
+    stranger = write_json(tmp_path / "other" / "best.json", {"candidate": candidate(99), "IDF1": 0.9})
+    assert nas(["pick", "--search", str(search), "--n", "3", "--exclude", str(stranger), "--out",
+                str(tmp_path / "r")]) == 2  # excluding nothing: the search's best would be picked again
+    assert capsys.readouterr().err.strip() == (f"error: --exclude {stranger}: its candidate is not in the search's "
+                                               "records (from another search?)")
+    assert not (tmp_path / "r").exists()
 
 
 def test_search_band_keeps_every_candidate_between_min_and_budget(tmp_path):

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
         return retrain(args.candidate, args.out, extra)
     if args.command == "pick":
-        exclude = [read_candidate(path, "--exclude") for path in args.exclude]
+        exclude = {path: read_candidate(path, "--exclude") for path in args.exclude}
         for path in write_picks(pick(read_search(args.search), args.n, args.metric, exclude), args.out):
             record = json.loads(path.read_text())
             print(f"{path}: IDF1 {100 * record['IDF1']:.1f}, MOTA {100 * record['MOTA']:.1f}, "

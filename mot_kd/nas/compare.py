@@ -44,12 +44,18 @@ def read_search(search: str | Path) -> list[dict]:
     return records
 
 
-def pick(records: list[dict], n: int, metric: str = "IDF1", exclude: list[dict] = ()) -> list[dict]:
+def pick(records: list[dict], n: int, metric: str = "IDF1", exclude: dict[str, dict] | None = None) -> list[dict]:
     """``n`` records spread over the range of ``metric``: for n targets evenly spaced from the lowest to the
-    highest score, the nearest record not picked yet (so the lowest and the highest are always in). Ascending."""
+    highest score, the nearest record not picked yet (so the lowest and the highest are always in). Ascending.
+    ``exclude``: file name -> candidate not to pick; one that is not in ``records`` is an error (it would exclude
+    nothing, and the bench would train that candidate twice under two names)."""
     if metric not in SCORES:
         raise InputError(f"--metric: expected one of {', '.join(SCORES)}, got {metric!r}")
-    skip = {_key(c) for c in exclude}
+    searched = {_key(r["candidate"]) for r in records}
+    for name, cand in (exclude or {}).items():
+        if _key(cand) not in searched:
+            raise InputError(f"--exclude {name}: its candidate is not in the search's records (from another search?)")
+    skip = {_key(c) for c in (exclude or {}).values()}
     pool = [r for r in records if _key(r["candidate"]) not in skip]
     if n < 2 or n > len(pool):
         raise InputError(f"--n: expected 2..{len(pool)} (the search's candidates{' not excluded' * bool(skip)}), "
