@@ -213,6 +213,28 @@ def test_changed_tracker_config_since_the_kd_bench_is_refused(kd_bench, tmp_path
         open_bench(load_preset(_tiny(tmp_path, other)))
 
 
+def test_cached_runs_from_another_kd_bench_or_settings_are_refused_not_reported(kd_bench, tmp_path, capsys):
+    other = tmp_path / "bench"  # another KD bench: same settings, its yolov5n no-KD run scored otherwise
+    shutil.copytree(kd_bench, other)
+    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    record = other / "runs" / "yolov5n" / "none" / "seed0" / "eval.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "IDF1": 0.123}))
+    evaluations = {"targets": {}, "sparsity_epochs": 0, "seeds": [0],
+                   "bench_preset": str(kd_bench.parent / "kd_preset.yaml")}  # scratch + original runs: no training
+    out = tmp_path / "out"
+    assert main(["--preset", _preset(tmp_path, from_bench=str(kd_bench), **evaluations), "--out", str(out)]) == 0
+    assert main(["--preset", _preset(tmp_path, from_bench=str(kd_bench), **evaluations), "--out", str(out)]) == 0
+    capsys.readouterr()
+    evaluations["bench_preset"] = str(tmp_path / "kd_preset.yaml")
+    moved = _preset(tmp_path, from_bench=str(other), **evaluations)
+    assert cli_entry(main)(["--preset", moved, "--out", str(out)]) == 2
+    run = out / "scratch" / "none" / "seed0"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {run / 'spec.json'}: this cached run was made with other settings (prune preset or KD bench "
+        f"changed); delete {run} or use another --out")
+    assert main(["--preset", moved, "--out", str(tmp_path / "fresh")]) == 0  # its own --out: evaluated afresh
+
+
 def _deterministic(out: Path) -> dict:
     """Every run's scores without timings, and the trainer's logged losses of every training run."""
     found = {}

@@ -171,6 +171,40 @@ def plan_text(preset: dict, runs: list[dict], out: Path, jobs: int) -> str:
     return "\n".join(lines)
 
 
+# The prune preset's keys each kind of run trains with (the scratch and original runs are evaluations only).
+TRAINED_WITH = {"sparsity": ("finetune", "sparsity_epochs", "sparsity"),
+                "prune": ("finetune", "sparsity_epochs", "sparsity", "steps", "epochs", "kd_epochs"),
+                "scratch": (), "original": ()}
+
+
+def fingerprint(preset: dict, run: dict, bench: KDBench) -> dict:
+    """What a run's scores depend on: the KD bench's teacher run (its spec.json pins data, teacher, tracker), the
+    settings it ran with (hyp.yaml), the run's own keys and the preset keys its training uses, and the KD config
+    (prune) or the KD bench run it re-evaluates (scratch); not the cost model, nor where the KD bench folder is."""
+    found = {"run": {k: v for k, v in run.items() if k != "out"}, "hyp": load_yaml(bench.hyp, "train"),
+             "teacher": json.loads((bench.root / "runs" / "teacher" / "spec.json").read_text()),
+             **{k: preset[k] for k in TRAINED_WITH[run["kind"]]}}
+    if run["kind"] == "prune":
+        found["kd"] = load_yaml(bench.kd[run["seed"]], "kd")
+    elif run["kind"] == "scratch":
+        record = bench.scratch[run["configuration"], run["seed"]]
+        found["scratch"] = {k: record[k] for k in ("weights", *METRICS)}
+    return json.loads(json.dumps(found))
+
+
+def check_cached(preset: dict, runs: list[dict], bench: KDBench) -> None:
+    """Refuse a run folder made with other settings or from another KD bench (its cached scores would be reported
+    as this preset's); pin every run's fingerprint in ``<run>/spec.json`` once all of them are accepted."""
+    expected = [(run["out"] / "spec.json", fingerprint(preset, run, bench)) for run in runs]
+    for path, pins in expected:
+        if path.is_file() and json.loads(path.read_text()) != pins:
+            raise InputError(f"{path}: this cached run was made with other settings (prune preset or KD bench "
+                             f"changed); delete {path.parent} or use another --out")
+    for path, pins in expected:
+        if not path.is_file():
+            atomic_write_text(path, json.dumps(pins, indent=1))
+
+
 def execute(preset: dict, run: dict, bench: KDBench) -> dict:
     """Train/prune/evaluate one run unless finished; its VAL scores per variant (cached in ``run/val.json``)."""
     from eval.model_run import RunSettings, track_and_evaluate
@@ -308,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         return 0
     bench = open_bench(preset)
+    check_cached(preset, runs, bench)
     results = run_all(preset, runs, bench, out, args.jobs)
     table = report(preset, results, out, str(read_checkpoint(bench.teacher)["arch"].get("name")))
     atomic_write_text(out / "results.md", table)
