@@ -167,7 +167,8 @@ def format_correlation(result: dict) -> str:
                      f"{num(c['kendall_p'], 3)} |")
     if any(c["spearman"] is None for c in result["correlation"].values()):
         lines += ["", "n/a: one side's scores are all equal, so a rank correlation is undefined."]
-    lines += ["", "| candidate | GFLOPs (search's cost image) | seeds | inherited IDF1 | retrained IDF1 | inherited MOTA | retrained MOTA |",
+    lines += ["", "| candidate | GFLOPs (search's cost image) | seeds | inherited IDF1 | retrained IDF1 | inherited MOTA "
+                  "| retrained MOTA |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["candidates"]:
         lines.append(f"| {r['name']} | {r['gflops']:.2f} | {len(r['seeds'])} | {100 * r['inherited']['IDF1']:.1f} | "
