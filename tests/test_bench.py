@@ -370,6 +370,11 @@ def test_variant_preset_extends_its_base_and_shares_teacher_and_no_kd_runs(tmp_p
     tune = load_preset("cpu_equal_tune").tune  # a base's grid points set to null are dropped
     assert list(tune["grid"]) == ["default", "pd6", "kf1", "kf1_pd6", "erc0.5"] and tune["grid"]["default"] == {}
     assert load_preset("cpu_equal").tune["grid"].keys() == base.tune["grid"].keys()
+    values = tmp_path / "values.yaml"  # in the settings sections null is a value (augment: null = off), kept
+    values.write_text("extends: cpu_fused\nhyp: {augment: null}\nkd: {build_input_size: null}\n"
+                      "students: {yolov5s-ghost: null}\n")  # ...while a student set to null is removed
+    off = load_preset(values)
+    assert off.hyp["augment"] is None and off.kd["build_input_size"] is None and list(off.students) == ["yolov5n"]
     loop_a, loop_b = tmp_path / "loop_a.yaml", tmp_path / "loop_b.yaml"
     loop_a.write_text(f"extends: {loop_b}\n")
     loop_b.write_text(f"extends: {loop_a}\n")

@@ -45,6 +45,7 @@ _KEYS = {"extends", "description", "data", "hyp", "eval", "teacher", "students",
          "tune", "cost", "device", "student_checkpoint", "models", "versus"}
 _REQUIRED = {"data", "hyp", "teacher", "students", "student_epochs", "seeds", "cost"}
 _SCENE_KEYS = set(SceneConfig.__dataclass_fields__) - {"width", "height", "frames"}
+_VALUE_SECTIONS = ("data", "hyp", "eval", "teacher", "kd")  # settings: null there is a value, not a removal
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ def _tune(value, where: str, students: tuple[str, ...]) -> dict | None:
 
 def _extended(raw: dict, where: str, chain: tuple[Path, ...] = ()) -> dict:
     """``extends: BASE``: the base preset's keys (its own base's first) with this file's merged over them
-    (mappings key by key; a key set to null removes the base's, e.g. a tuning grid point).
+    (mappings key by key; a key set to null removes the base's, e.g. a tuning grid point, except in the settings
+    sections, where null is a value: ``hyp: {augment: null}`` turns augmentation off).
 
     Why: a variant (say, one KD value changed) states only what differs, and its teacher and no-KD runs
     have the same fingerprints as the base's, so copies of those cached runs are accepted (docs/bench.md).
@@ -215,7 +217,9 @@ def _extended(raw: dict, where: str, chain: tuple[Path, ...] = ()) -> dict:
         raise InputError(f"{where}: extends: {base_path} is already in the chain of presets "
                          f"({' -> '.join(p.name for p in chain)}), so the chain never ends")
     base = _extended(load_yaml(base_path, "bench"), str(base_path), chain + (base_path.resolve(),))
-    return deep_merge(base, {k: v for k, v in raw.items() if k != "extends"}, null_removes=True)
+    own = {k: v for k, v in raw.items() if k not in ("extends", *_VALUE_SECTIONS)}
+    values = {k: raw[k] for k in _VALUE_SECTIONS if k in raw}
+    return deep_merge(deep_merge(base, own, null_removes=True), values)
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
