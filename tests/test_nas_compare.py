@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,10 @@ def test_correlate_errors(tmp_path, capsys):
         correlate(search, out)
     with pytest.raises(InputError, match="--names yolov5n: no finished all runs of a NAS candidate"):
         correlate(search, out, names=["c0", "c1", "yolov5n"])
+    bench_run(out, "c0_again", records[0]["candidate"], 0, 0.6, 0.6)  # c0's candidate under another name
+    with pytest.raises(InputError, match="c0 and c0_again trained the same candidate; leave one out with --names"):
+        correlate(search, out)
+    shutil.rmtree(out / "runs" / "c0_again")
     bench_run(out, "stranger", candidate(99), 0, 0.5, 0.5)
     with pytest.raises(InputError, match="the candidate of stranger is not in"):
         correlate(search, out)

@@ -132,12 +132,16 @@ def correlate(search: str | Path, bench: str | Path, names: list[str] | None = N
     """Inherited (search, tune split) vs retrained (bench, val split, mean over seeds) scores per candidate."""
     search, bench = Path(search), Path(bench)
     by_key = {_key(r["candidate"]): r for r in read_search(search)}
-    rows = []
+    rows, named = [], {}
     for name, found in _bench_candidates(bench, names, configuration).items():
         record = by_key.get(_key(found["candidate"]))
         if record is None:
             raise InputError(f"--bench {bench}: the candidate of {name} is not in {search / 'search.jsonl'} (from "
                              "another search?); leave it out with --names")
+        twin = named.setdefault(_key(found["candidate"]), name)
+        if twin != name:  # one candidate counted twice would inflate n and the correlation
+            raise InputError(f"--bench {bench}: {twin} and {name} trained the same candidate; leave one out with "
+                             "--names")
         runs = found["runs"]
         rows.append({"name": name, "gflops": record["gflops"], "params": record["params"],
                      "seeds": sorted(r["seed"] for r in runs), "inherited": {m: record[m] for m in SCORES},
