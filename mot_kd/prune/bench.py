@@ -181,7 +181,8 @@ def fingerprint(preset: dict, run: dict, bench: KDBench) -> dict:
     """What a run's scores depend on: the KD bench's teacher run (its spec.json pins data, teacher, tracker), the
     settings it ran with (hyp.yaml), the run's own keys and the preset keys its training uses, and the KD config
     (prune) or the KD bench run it re-evaluates (scratch); not the cost model, nor where the KD bench folder is."""
-    found = {"run": {k: v for k, v in run.items() if k != "out"}, "hyp": load_yaml(bench.hyp, "train"),
+    own = {k: v for k, v in run.items() if k != "out" and (k, run["kind"]) != ("seed", "original")}  # eval only
+    found = {"run": own, "hyp": load_yaml(bench.hyp, "train"),
              "teacher": json.loads((bench.root / "runs" / "teacher" / "spec.json").read_text()),
              **{k: preset[k] for k in TRAINED_WITH[run["kind"]]}}
     if run["kind"] == "prune":
