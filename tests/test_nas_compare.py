@@ -249,6 +249,10 @@ def test_search_band_keeps_every_candidate_between_min_and_budget(tmp_path):
     assert len(records) == 6 and all(low <= r["gflops"] <= high for r in records)
     with pytest.raises(InputError, match="min_gflops: .* is above budget_gflops"):
         evolve(SMOKE, lambda c: {}, low, EvolutionSettings(), tmp_path / "t.jsonl", min_gflops=high)
+    narrow = (costs[3] + costs[4]) / 2  # a band of width 0 between two candidates' costs: none fits
+    with pytest.raises(InputError, match=r"only 0 new candidates in the band \[min_gflops, budget\] in 20 tries "
+                                         r"\(generation 0\); widen the band or widen the space"):
+        evolve(SMOKE, lambda c: {}, narrow, EvolutionSettings(max_tries=20), tmp_path / "u.jsonl", min_gflops=narrow)
 
 
 def test_the_bench_equal_nas_preset_trains_on_cpu_equals_train_set_and_scores_on_its_tune_set(tmp_path, monkeypatch):

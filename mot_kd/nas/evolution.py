@@ -103,8 +103,10 @@ def evolve(space: SearchSpace, score: Callable[[dict], dict], budget_gflops: flo
         while born < settings.population:
             tries += 1
             if tries > settings.max_tries:
-                raise InputError(f"search: only {born} new candidates under the budget in {settings.max_tries} "
-                                 f"tries (generation {generation}); raise the budget or widen the space")
+                where = "in the band [min_gflops, budget]" if min_gflops is not None else "under the budget"
+                remedy = "widen the band" if min_gflops is not None else "raise the budget"
+                raise InputError(f"search: only {born} new candidates {where} in {settings.max_tries} "
+                                 f"tries (generation {generation}); {remedy} or widen the space")
             if not parents:
                 origin, cand = "random", space.sample(rng)
             elif rng.random() < settings.crossover_share and len(parents) > 1:
