@@ -272,11 +272,12 @@ def plot(report: dict, path: Path) -> None:
         bars = [(f"teacher {groups['teacher']['arch']}", groups["teacher"])] if "teacher" in groups else []
         bars += [(LABELS[g["configuration"]], g) for k, g in groups.items() if k != "teacher" and g["arch"] == arch]
         width = 0.8 / len(bars)
+        colors = plt.get_cmap("tab20" if len(bars) > 10 else "tab10").colors  # tab10 repeats after 10 bars
         for i, (label, g) in enumerate(bars):
             xs = [m + (i - (len(bars) - 1) / 2) * width for m in range(len(PLOT_METRICS))]
             ax.bar(xs, [100 * g["mean"][m] for m in PLOT_METRICS], width,
                    yerr=[100 * g["std"][m] for m in PLOT_METRICS],
-                   capsize=2, label=f"{label} (n={g['n']})")
+                   capsize=2, color=colors[i % len(colors)], label=f"{label} (n={g['n']})")
         ax.set_xticks(range(len(PLOT_METRICS)), PLOT_METRICS)
         ax.set_ylabel("% on the val set (mean ± std)")
         ax.set_title(f"student {arch}", fontsize=10)
