@@ -22,14 +22,14 @@ HYP = {"imgsz": [128, 96], "batch": 4, "nbs": 4, "optimizer": "AdamW", "lr0": 0.
        "conf": 0.07, "iou": 0.55, "tracker": "jde"}  # distinctive evaluation settings (train default: 0.1 / 0.6)
 
 
-def test_cpu_equal_extends_cpu_and_plans_every_comparison_with_three_seeds_within_the_budget(capsys):
+def test_cpu_equal_extends_cpu_and_plans_every_comparison_with_three_seeds_within_the_budget(capsys, tmp_path):
     base, equal = load_preset("cpu"), load_preset("cpu_equal")
     assert (equal["from_bench"], equal["bench_preset"], equal["cost"]["steps_per_epoch"]) == \
         ("runs/bench_equal", "cpu_equal", 63)
     own = ("from_bench", "bench_preset", "cost", "description", "name", "path")
     assert {k: v for k, v in equal.items() if k not in own} == {k: v for k, v in base.items() if k not in own}
     assert {**equal["cost"], "steps_per_epoch": 75} == base["cost"]
-    runs = plan(equal, Path("runs/prune_bench_equal"))
+    runs = plan(equal, tmp_path / "prune_bench_equal")  # not the checkout's runs/: cached runs change the plan
     prune = [r for r in runs if r["kind"] == "prune"]
     assert {(r["target"], r["importance"]) for r in prune} == {(0.5, "seed"), (0.5, "bn"), (0.25, "seed")}
     assert sorted({r["seed"] for r in runs}) == [0, 1, 2] and len(prune) == 9
@@ -38,7 +38,7 @@ def test_cpu_equal_extends_cpu_and_plans_every_comparison_with_three_seeds_withi
                                                                                              ("KD", "all")}
     one, two = duration_s(equal, runs, 1), duration_s(equal, runs, 2)
     assert two <= 1.2 * 3600 and one == pytest.approx(sum(estimate_s(equal, r) for r in runs))
-    assert main(["--preset", "cpu_equal", "--plan", "--jobs", "2", "--out", "runs/prune_bench_equal"]) == 0
+    assert main(["--preset", "cpu_equal", "--plan", "--jobs", "2", "--out", str(tmp_path / "prune_bench_equal")]) == 0
     out = capsys.readouterr().out
     assert f"estimated duration: {two / 3600:.2f} h ({two / 60:.0f} min) with 2 job(s)" in out
     assert "flops0.5/seed" in out and "x3" in out
