@@ -52,6 +52,30 @@ def deep_merge(base: dict, update: dict, null_removes: bool = False) -> dict:
     return merged
 
 
+def load_extended(path_or_name: str | Path, kind: str, value_sections: Iterable[str] = ()) -> dict:
+    """Load a preset whose ``extends: BASE`` takes the base's keys (its own base's first) with this file's merged
+    over them: mappings key by key, a key set to null removes the base's (e.g. a tuning grid point), except in
+    ``value_sections`` (settings such as ``hyp``), where null is a value: ``hyp: {augment: null}`` is a setting.
+
+    Why: a variant states only what differs from its base, and one resolver serves every kind of preset.
+    """
+    path = resolve_config(path_or_name, kind)
+    return _extended(load_yaml(path, kind), path, kind, tuple(value_sections), (path.resolve(),))
+
+
+def _extended(raw: dict, where: Path, kind: str, value_sections: tuple[str, ...], chain: tuple[Path, ...]) -> dict:
+    if "extends" not in raw:
+        return raw
+    base_path = resolve_config(str(raw["extends"]), kind)
+    if base_path.resolve() in chain:
+        raise InputError(f"{where}: extends: {base_path} is already in the chain of presets "
+                         f"({' -> '.join(p.name for p in chain)}), so the chain never ends")
+    base = _extended(load_yaml(base_path, kind), base_path, kind, value_sections, chain + (base_path.resolve(),))
+    own = {k: v for k, v in raw.items() if k not in ("extends", *value_sections)}
+    values = {k: raw[k] for k in value_sections if k in raw}
+    return deep_merge(deep_merge(base, own, null_removes=True), values)
+
+
 def did_you_mean(name, choices: Iterable[str], listing: str | None = "valid keys", always_list: bool = False) -> str:
     """The hint after an unknown ``name``: `` (did you mean 'x'?)`` for a near miss, else (or also, with
     ``always_list``) ``; valid keys: a, b`` listing at most 10 choices and their count, so the error stays one

@@ -81,7 +81,6 @@ def _preset(tmp_path, **changes) -> str:
     ({"targets": {0.5: ["taylor"]}}, "importance 'taylor' is not one of seed, bn, l1"),
     ({"finetune": {"conf": 0.3}}, "finetune: conf is not a fine-tune override"),
     ({"finetune": {"warmup_epoch": 0.0}}, "finetune: unknown key 'warmup_epoch' (did you mean 'warmup_epochs'?)"),
-    ({"extends": "cpu_equal"}, "extends cpu_equal, which extends another preset"),
     ({"cost": {"train_step_s": {0.5: 1.0}}}, "missing cost.prune_s, cost.steps_per_epoch,"),
     ({"cost": {**COST, "train_step_s": {0.5: 1.0}}}, "cost.train_step_s: expected {FLOPs fraction in (0, 1]: seconds}"),
 ])
@@ -89,6 +88,20 @@ def test_bad_preset_is_one_line_error(changes, message, tmp_path):
     with pytest.raises(InputError) as err:
         load_preset(_preset(tmp_path, **changes))
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_extends_chains_through_cpu_equal_keeps_finetune_nulls_and_refuses_a_cycle(tmp_path):
+    variant = tmp_path / "variant.yaml"  # variant -> cpu_equal -> cpu
+    variant.write_text("extends: cpu_equal\nseeds: [7]\nfinetune: {augment: null}\n")
+    loaded, equal = load_preset(str(variant)), load_preset("cpu_equal")
+    assert loaded["seeds"] == [7] and loaded["from_bench"] == equal["from_bench"] == "runs/bench_equal"
+    assert loaded["finetune"] == {**equal["finetune"], "augment": None} and loaded["targets"] == equal["targets"]
+    loop_a, loop_b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    loop_a.write_text(f"extends: {loop_b}\n")
+    loop_b.write_text(f"extends: {loop_a}\n")
+    with pytest.raises(InputError) as err:
+        load_preset(str(loop_a))
+    assert "is already in the chain of presets (a.yaml -> b.yaml), so the chain never ends" in str(err.value)
 
 
 def test_a_preset_without_cost_names_it_among_the_missing_keys(tmp_path):

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mot_kd.config import deep_merge, load_yaml, resolve_config
+from mot_kd.config import load_extended, resolve_config
 from mot_kd.data.synthetic_render import SceneConfig
 from mot_kd.errors import InputError
 from mot_kd.models.yolo_backbone import resolve_model_cfg
@@ -202,30 +202,10 @@ def _tune(value, where: str, students: tuple[str, ...]) -> dict | None:
     return tune
 
 
-def _extended(raw: dict, where: str, chain: tuple[Path, ...] = ()) -> dict:
-    """``extends: BASE``: the base preset's keys (its own base's first) with this file's merged over them
-    (mappings key by key; a key set to null removes the base's, e.g. a tuning grid point, except in the settings
-    sections, where null is a value: ``hyp: {augment: null}`` turns augmentation off).
-
-    Why: a variant (say, one KD value changed) states only what differs, and its teacher and no-KD runs
-    have the same fingerprints as the base's, so copies of those cached runs are accepted (docs/bench.md).
-    """
-    if "extends" not in raw:
-        return raw
-    base_path = resolve_config(str(raw["extends"]), "bench")
-    if base_path.resolve() in chain:
-        raise InputError(f"{where}: extends: {base_path} is already in the chain of presets "
-                         f"({' -> '.join(p.name for p in chain)}), so the chain never ends")
-    base = _extended(load_yaml(base_path, "bench"), str(base_path), chain + (base_path.resolve(),))
-    own = {k: v for k, v in raw.items() if k not in ("extends", *_VALUE_SECTIONS)}
-    values = {k: raw[k] for k in _VALUE_SECTIONS if k in raw}
-    return deep_merge(deep_merge(base, own, null_removes=True), values)
-
-
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load and check a preset: a name shipped in ``configs/bench/`` (smoke, cpu, gpu) or a YAML path."""
     path = resolve_config(name_or_path, "bench")
-    raw = _extended(load_yaml(path, "bench"), str(path), (Path(path).resolve(),))
+    raw = load_extended(path, "bench", _VALUE_SECTIONS)
     raw = _mapping(raw, str(path), _KEYS, _REQUIRED)
     where = str(path)
     students = _students(raw["students"], where)

@@ -25,7 +25,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from mot_kd.bench.parallel import threads_per_job
-from mot_kd.config import check_keys, deep_merge, load_yaml, resolve_config
+from mot_kd.config import check_keys, load_extended, load_yaml, resolve_config
 from mot_kd.errors import InputError, cli_entry
 from mot_kd.launch import LocalLauncher, Task
 from mot_kd.launch.worker import run_logged
@@ -37,7 +37,7 @@ from mot_kd.prune.pipeline import PruneJob, check_target, run_prune
 from mot_kd.prune.structure import gflops
 from mot_kd.utils.io import atomic_write_text
 
-KEYS = {"description", "extends", "from_bench", "bench_preset", "finetune", "targets", "steps", "sparsity_epochs",
+KEYS = {"description", "from_bench", "bench_preset", "finetune", "targets", "steps", "sparsity_epochs",
         "sparsity", "epochs", "kd_epochs", "kd_configuration", "seeds", "scratch", "cost"}
 COST_KEYS = {"train_step_s", "teacher_forward_s", "track_fps", "steps_per_epoch", "tune_frames", "val_frames",
              "prune_s"}
@@ -47,19 +47,13 @@ METRICS = ("IDF1", "MOTA", "HOTA")
 
 
 def load_preset(name: str) -> dict:
-    """A prune preset; ``extends: BASE`` takes BASE's keys with this file's merged over them (one level)."""
-    path = resolve_config(name, "prune")
-    preset = load_yaml(path, "prune")
-    if "extends" in preset:
-        base = load_yaml(preset["extends"], "prune")
-        if "extends" in base:
-            raise InputError(f"prune preset {name}: extends {preset['extends']}, which extends another preset; "
-                             "extend the base itself")
-        preset = deep_merge(base, {k: v for k, v in preset.items() if k != "extends"})
+    """A prune preset; ``extends: BASE`` (chained) takes BASE's keys with this file's merged over them
+    (``config.load_extended``; ``finetune`` is a settings section, where null is a value)."""
+    preset = load_extended(name, "prune", ("finetune",))
     check_keys(preset, KEYS, f"prune preset {name}")
     cost = preset.get("cost", {})  # missing: named with the other missing keys below, not a KeyError
     check_keys(cost, COST_KEYS, f"prune preset {name}: cost")
-    missing = sorted(KEYS - {"description", "extends"} - set(preset))
+    missing = sorted(KEYS - {"description"} - set(preset))
     missing += [f"cost.{k}" for k in sorted(COST_KEYS - set(cost))] if "cost" in preset else []
     if missing:
         raise InputError(f"prune preset {name}: missing {', '.join(missing)}")
@@ -83,7 +77,8 @@ def load_preset(name: str) -> dict:
     for model in ("teacher", "pruned", preset["scratch"]["model"]):
         if model not in fps:
             raise InputError(f"prune preset {name}: cost.track_fps: no entry for {model}")
-    return {**preset, "name": Path(path).stem, "path": str(path)}
+    path = resolve_config(name, "prune")
+    return {**preset, "name": path.stem, "path": str(path)}
 
 
 def plan(preset: dict, out: Path) -> list[dict]:
