@@ -172,6 +172,14 @@ def _tiny(tmp_path: Path, bench: Path) -> str:
                    targets={0.5: ["bn"]}, steps=1, kd_epochs=1, seeds=[0])
 
 
+def _copied(kd_bench: Path, tmp_path: Path) -> Path:
+    """A copy of the stand-in KD bench (and the preset that "made" it) to break."""
+    other = tmp_path / "bench"
+    shutil.copytree(kd_bench, other)
+    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    return other
+
+
 def test_every_run_gets_the_kd_bench_settings_and_kd_config(kd_bench, tmp_path, monkeypatch):
     preset = load_preset(_tiny(tmp_path, kd_bench))
     bench = open_bench(preset)
@@ -195,9 +203,7 @@ def test_every_run_gets_the_kd_bench_settings_and_kd_config(kd_bench, tmp_path, 
 
 
 def test_a_missing_kd_config_of_the_kd_bench_is_named(kd_bench, tmp_path):
-    other = tmp_path / "bench"
-    shutil.copytree(kd_bench, other)
-    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    other = _copied(kd_bench, tmp_path)
     kd = other / "runs" / "yolov5n" / "all" / "seed0" / "kd.yaml"
     kd.unlink()
     with pytest.raises(InputError) as err:
@@ -205,10 +211,22 @@ def test_a_missing_kd_config_of_the_kd_bench_is_named(kd_bench, tmp_path):
     assert f"from_bench {other}: no finished KD bench there (needs {kd}); run `python -m mot_kd.bench" in str(err.value)
 
 
+@pytest.mark.parametrize("record, text, key", [
+    ("runs/teacher/eval.json", '{"IDF1": 0.5}', "weights"),
+    ("runs/yolov5n/none/seed0/eval.json", "[1, 2]", "weights"),
+    ("runs/teacher/spec.json", '{"tracker": ', "tracker"),
+])
+def test_a_malformed_record_of_the_kd_bench_is_named_not_a_key_error(kd_bench, tmp_path, record, text, key):
+    other = _copied(kd_bench, tmp_path)
+    (other / record).write_text(text)
+    with pytest.raises(InputError) as err:
+        open_bench(load_preset(_tiny(tmp_path, other)))
+    assert str(err.value).startswith(f"{other / record}: unreadable run record of the KD bench (no '{key}' in it); "
+                                     "run `python -m mot_kd.bench --preset ")
+
+
 def test_a_folder_made_by_another_kd_preset_is_refused(kd_bench, tmp_path):
-    other = tmp_path / "bench"
-    shutil.copytree(kd_bench, other)
-    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    other = _copied(kd_bench, tmp_path)
     (other / "configs" / "hyp.yaml").write_text(yaml.safe_dump({**HYP, "tracker": "default"}))
     with pytest.raises(InputError) as err:
         open_bench(load_preset(_tiny(tmp_path, other)))
@@ -218,18 +236,14 @@ def test_a_folder_made_by_another_kd_preset_is_refused(kd_bench, tmp_path):
 
 
 def test_changed_tracker_config_since_the_kd_bench_is_refused(kd_bench, tmp_path):
-    other = tmp_path / "bench"
-    shutil.copytree(kd_bench, other)
-    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    other = _copied(kd_bench, tmp_path)
     (other / "runs" / "teacher" / "spec.json").write_text(json.dumps({"tracker": {"det_thresh": 0.9}}))
     with pytest.raises(InputError, match=r"tracker 'jde': its config \(configs/tracker/\) differs from the one"):
         open_bench(load_preset(_tiny(tmp_path, other)))
 
 
 def test_cached_runs_from_another_kd_bench_or_settings_are_refused_not_reported(kd_bench, tmp_path, capsys):
-    other = tmp_path / "bench"  # another KD bench: same settings, its yolov5n no-KD run scored otherwise
-    shutil.copytree(kd_bench, other)
-    shutil.copyfile(kd_bench.parent / "kd_preset.yaml", tmp_path / "kd_preset.yaml")
+    other = _copied(kd_bench, tmp_path)  # another KD bench: same settings, its yolov5n no-KD run scored otherwise
     record = other / "runs" / "yolov5n" / "none" / "seed0" / "eval.json"
     record.write_text(json.dumps({**json.loads(record.read_text()), "IDF1": 0.123}))
     evaluations = {"targets": {}, "sparsity_epochs": 0, "seeds": [0],

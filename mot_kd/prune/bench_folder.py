@@ -22,7 +22,7 @@ from trackers.config import load_tracker_config
 @dataclass(frozen=True)
 class KDBench:
     root: Path
-    teacher: Path  # runs/teacher/weights/best.pt (the checkpoint the KD bench evaluated and distilled from)
+    teacher: Path  # the checkpoint runs/teacher/eval.json names (the one the KD bench evaluated and distilled from)
     data: Path  # configs/data.yaml: train TRAIN-*, validate (best.pt, the seed importance's w) on TUNE-*
     hyp: Path  # configs/hyp.yaml: the KD bench's hyp + eval
     val: tuple[str, ...]  # the VAL-* sequences every final model is reported on
@@ -49,12 +49,15 @@ def open_bench(preset: dict) -> KDBench:
             raise InputError(f"from_bench {root}: no finished KD bench there (needs {path}); {make}")
         return path
 
-    def record(run: Path) -> dict:
-        path = need(run / "eval.json")
+    def record(path: Path, key: str) -> dict:
+        """A JSON record of the KD bench holding ``key``; a hand-edited or truncated one is named, not a KeyError."""
         try:
-            return json.loads(path.read_text())
+            found = json.loads(need(path).read_text())
         except ValueError:
-            raise InputError(f"{path}: unreadable run record of the KD bench; {make}") from None
+            found = None
+        if not isinstance(found, dict) or key not in found:
+            raise InputError(f"{path}: unreadable run record of the KD bench (no '{key}' in it); {make}")
+        return found
 
     data, hyp = need(root / "configs" / "data.yaml"), need(root / "configs" / "hyp.yaml")
     made = load_kd_preset(preset["bench_preset"])
@@ -64,18 +67,18 @@ def open_bench(preset: dict) -> KDBench:
         raise InputError(f"from_bench {root}: its configs/hyp.yaml is not what the KD bench preset "
                          f"{preset['bench_preset']} runs with ({differ[0]}: {ran.get(differ[0])!r} there, "
                          f"{expected.get(differ[0])!r} in the preset); set bench_preset to the preset that made it")
-    teacher = need(root / record(root / "runs" / "teacher")["weights"])
+    teacher = need(root / record(root / "runs" / "teacher" / "eval.json", "weights")["weights"])
     val = tuple(sorted(p.name for p in (root / "data").glob("VAL-*") if p.is_dir()))
     if not val:
         raise InputError(f"from_bench {root}: no finished KD bench there (needs {root / 'data'}/VAL-*); {make}")
     scratch, kd = {}, {}
     for seed in preset["seeds"]:
         for conf in preset["scratch"]["runs"].values():
-            scratch[conf, seed] = record(root / "runs" / model / conf / f"seed{seed}")
+            scratch[conf, seed] = record(root / "runs" / model / conf / f"seed{seed}" / "eval.json", "weights")
             need(root / scratch[conf, seed]["weights"])
         kd[seed] = need(root / "runs" / model / preset["kd_configuration"] / f"seed{seed}" / "kd.yaml")
     bench = KDBench(root, teacher, data, hyp, val, scratch, kd)
-    pinned = json.loads(need(root / "runs" / "teacher" / "spec.json").read_text())["tracker"]
+    pinned = record(root / "runs" / "teacher" / "spec.json", "tracker")["tracker"]
     tracker = bench.settings(preset["seeds"][0], {})["tracker"]
     if json.loads(json.dumps(load_tracker_config(tracker))) != pinned:
         raise InputError(f"tracker {tracker!r}: its config (configs/tracker/) differs from the one the KD bench in "
