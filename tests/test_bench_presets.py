@@ -81,7 +81,7 @@ def test_fingerprint_pins_the_tracker_configs_contents_not_its_name(tmp_path, mo
     assert fingerprint(preset, spec)["tracker"]["track_buffer"] == 60  # ... other contents: a stale cache
 
 
-@pytest.mark.parametrize("variant", ["cpu_fused", "cpu_mutual"])
+@pytest.mark.parametrize("variant", ["cpu_fused", "cpu_mutual", "cpu_mutual_balanced"])
 def test_a_variants_weight_for_an_unused_scheme_leaves_the_shared_runs_reusable(tmp_path, variant):
     base, extended = load_preset("cpu_equal"), load_preset(variant)
     base_runs = {r.name: r for r in plan_runs(base, tmp_path, None)}
@@ -91,6 +91,14 @@ def test_a_variants_weight_for_an_unused_scheme_leaves_the_shared_runs_reusable(
     if variant == "cpu_fused":
         fused = next(r for r in plan_runs(extended, tmp_path, None) if "/fused/" in r.name)
         assert fused.kd["fused"]["weight"] == 0.35 and fused.kd["fused"]["enabled"] is True
+    if variant == "cpu_mutual_balanced":  # its yolov5s none/all runs are cpu_mutual's too; only the team runs differ
+        mutual = load_preset("cpu_mutual")
+        mutual_runs = {r.name: r for r in plan_runs(mutual, tmp_path, None)}
+        for spec in plan_runs(extended, tmp_path, None):
+            same = fingerprint(extended, spec) == fingerprint(mutual, mutual_runs[spec.name])
+            assert same == ("/mutual/" not in spec.name), spec.name
+            if "/mutual/" in spec.name:
+                assert spec.kd["mutual"]["det_weight"] == 5.0 and spec.kd["mutual"]["id_weight"] == 1.0
 
 
 def test_versus_compares_two_architectures_per_shared_configuration(tmp_path):
