@@ -49,7 +49,8 @@ METRICS = ("IDF1", "MOTA", "HOTA")
 def load_preset(name: str) -> dict:
     """A prune preset; ``extends: BASE`` (chained) takes BASE's keys with this file's merged over them
     (``config.load_extended``; ``finetune`` is a settings section, where null is a value)."""
-    preset = load_extended(name, "prune", ("finetune",))
+    path = resolve_config(name, "prune")
+    preset = load_extended(path, "prune", ("finetune",))
     check_keys(preset, KEYS, f"prune preset {name}")
     cost = preset.get("cost", {})  # missing: named with the other missing keys below, not a KeyError
     check_keys(cost, COST_KEYS, f"prune preset {name}: cost")
@@ -77,7 +78,6 @@ def load_preset(name: str) -> dict:
     for model in ("teacher", "pruned", preset["scratch"]["model"]):
         if model not in fps:
             raise InputError(f"prune preset {name}: cost.track_fps: no entry for {model}")
-    path = resolve_config(name, "prune")
     return {**preset, "name": path.stem, "path": str(path)}
 
 
